@@ -1,0 +1,3 @@
+"""mailseal: mail authentication for self-hosted mail servers."""
+
+__version__ = "0.1.0"

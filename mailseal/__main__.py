@@ -1,0 +1,5 @@
+"""Allow ``python -m mailseal``."""
+
+from mailseal.cli.main import main
+
+main()
