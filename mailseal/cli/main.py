@@ -1,0 +1,25 @@
+"""The ``mailseal`` command: one group, one module per command."""
+
+from __future__ import annotations
+
+import click
+
+from mailseal import __version__
+from mailseal.cli.demo import demo_command
+from mailseal.cli.sign import sign_command
+from mailseal.cli.verify import verify_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailseal")
+def cli() -> None:
+    """mailseal: DKIM signing and verification for self-hosted mail servers."""
+
+
+cli.add_command(sign_command)
+cli.add_command(verify_command)
+cli.add_command(demo_command)
+
+
+def main() -> None:
+    cli(prog_name="mailseal")
