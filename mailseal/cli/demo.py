@@ -31,7 +31,7 @@ def zone_text(domain: str, records: list[tuple[str, str]]) -> str:
         "ns1 IN A 192.0.2.53",
     ]
     for owner, value in records:
-        strings = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
+        strings = " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
         lines.append(f"{owner} IN TXT ( {strings} )")
     return "\n".join(lines) + "\n"
 

@@ -72,7 +72,9 @@ class SignerSpec:
         algorithm = (self.algorithm or self.key.type.default_algorithm).lower()
         wanted = {"rsa-sha256": KeyType.RSA, "ed25519-sha256": KeyType.ED25519}
         if algorithm == "rsa-sha1":
-            raise SigningError("rsa-sha1 signing is not offered: RFC 8301 forbids it; use rsa-sha256")
+            raise SigningError(
+                "rsa-sha1 signing is not offered: RFC 8301 forbids it; use rsa-sha256"
+            )
         if algorithm not in wanted:
             raise SigningError(f"unknown signing algorithm {algorithm!r}")
         if wanted[algorithm] is not self.key.type:
@@ -214,7 +216,7 @@ class MessageSigner:
             h.update(chunk)
 
     def finish(self, fields: Sequence[HeaderField], now: int) -> list[bytes]:
-        """Return the DKIM-Signature fields (raw bytes, CRLF folding, no final CRLF), first spec first."""
+        """Return the DKIM-Signature fields (CRLF folding, no final CRLF), first spec first."""
         out: list[bytes] = []
         for spec, algorithm in zip(self.specs, self._algorithms, strict=True):
             bh = base64.b64encode(self._hashers[spec.body_canon].digest()).decode("ascii")

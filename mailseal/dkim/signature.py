@@ -18,7 +18,9 @@ ALGORITHMS: Final = {
 _REQUIRED: Final = ("v", "a", "b", "bh", "d", "h", "s")
 _DIGITS: Final = re.compile(r"[0-9]{1,40}\Z")
 # A selector or domain: dot-separated labels of letters, digits, '-' and '_'.
-_NAME: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\Z")
+_NAME: Final = re.compile(
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\Z"
+)
 
 
 class SignatureError(ValueError):

@@ -160,7 +160,9 @@ class MessageVerifier:
             p.verdict = self._verdict(p, DkimResult.PERMERROR, "signature expired (x=)")
             return
         if sig.timestamp is not None and sig.timestamp > self._now + drift:
-            p.verdict = self._verdict(p, DkimResult.PERMERROR, "signature timestamp is in the future")
+            p.verdict = self._verdict(
+                p, DkimResult.PERMERROR, "signature timestamp is in the future"
+            )
             return
         p.hasher_key = (sig.body_canon, sig.hash_name, sig.length)
         if p.hasher_key not in self._hashers:

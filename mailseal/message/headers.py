@@ -135,9 +135,7 @@ class MessageSplitter:
         end = self._buf.find(b"\r\n\r\n", start)
         if end < 0:
             if len(self._buf) > self.max_header_bytes:
-                raise MessageError(
-                    f"header block is larger than {self.max_header_bytes} bytes"
-                )
+                raise MessageError(f"header block is larger than {self.max_header_bytes} bytes")
             return b""
         if end > self.max_header_bytes:
             raise MessageError(f"header block is larger than {self.max_header_bytes} bytes")

@@ -11,7 +11,8 @@ from mailseal.dkim.canon import (
     parse_canon,
 )
 
-# RFC 6376 §3.4.5 example: "A: <SP> X <CRLF>", "B <SP> : <SP> Y <HTAB><CRLF> <HTAB> Z <SP><SP><CRLF>"
+# RFC 6376 §3.4.5 example: "A: <SP> X <CRLF>",
+# "B <SP> : <SP> Y <HTAB><CRLF> <HTAB> Z <SP><SP><CRLF>"
 RFC_HEADERS = [b"A: X", b"B : Y\t\r\n\tZ  "]
 RFC_BODY = b" C \r\nD \t E\r\n\r\n\r\n"
 
@@ -49,7 +50,10 @@ def test_body_edges(body: bytes, simple: bytes, relaxed: bytes) -> None:
 
 
 def test_relaxed_header_lowercases_name_and_unfolds() -> None:
-    assert canon_header(b"SubJect :\r\n  Hello \t World\t", Canon.RELAXED) == b"subject:Hello World\r\n"
+    assert (
+        canon_header(b"SubJect :\r\n  Hello \t World\t", Canon.RELAXED)
+        == b"subject:Hello World\r\n"
+    )
 
 
 def test_body_hash_with_limit_counts_canonical_bytes() -> None:

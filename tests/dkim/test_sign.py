@@ -6,7 +6,7 @@ import pytest
 
 from mailseal.dkim.canon import Canon
 from mailseal.dkim.keys import KeyType, SigningKey, generate_key
-from mailseal.dkim.sign import FOLD_WIDTH, SignerSpec, sign_message
+from mailseal.dkim.sign import SignerSpec, sign_message
 from mailseal.dkim.signature import parse_signature
 from mailseal.dkim.verify import VerifyOptions, verify_message
 from mailseal.dns.drive import drive_sync
@@ -67,7 +67,9 @@ def test_no_oversign_and_custom_headers(rsa: SigningKey) -> None:
 
 def test_fields_are_folded_under_78(rsa: SigningKey) -> None:
     long_list = tuple(f"x-header-number-{i}" for i in range(30))
-    spec = SignerSpec(rsa, "example.com", "a-rather-long-selector-name", headers=("from", *long_list))
+    spec = SignerSpec(
+        rsa, "example.com", "a-rather-long-selector-name", headers=("from", *long_list)
+    )
     [field] = sign_message(MSG, [spec], NOW)
     lines = field.split(b"\r\n")
     assert len(lines) > 3
@@ -76,7 +78,9 @@ def test_fields_are_folded_under_78(rsa: SigningKey) -> None:
 
 
 def test_tags_written(rsa: SigningKey) -> None:
-    spec = SignerSpec(rsa, "example.com", "s1", identity="alice@mail.example.com", expire_after=3600)
+    spec = SignerSpec(
+        rsa, "example.com", "s1", identity="alice@mail.example.com", expire_after=3600
+    )
     [field] = sign_message(MSG, [spec], NOW)
     sig = parse_signature(HeaderField(field).value)
     assert (sig.timestamp, sig.expiration) == (NOW, NOW + 3600)
@@ -93,7 +97,10 @@ def test_dual_signature_rsa_first_both_verify(rsa: SigningKey, ed: SigningKey) -
         "ed25519-sha256",
     ]
     zone = Zone(
-        {"r._domainkey.example.com": rsa.public_record(), "e._domainkey.example.com": ed.public_record()}
+        {
+            "r._domainkey.example.com": rsa.public_record(),
+            "e._domainkey.example.com": ed.public_record(),
+        }
     )
     signed = b"".join(f + b"\r\n" for f in fields) + MSG
     assert verify(signed, zone) == [("pass", None), ("pass", None)]
