@@ -216,6 +216,7 @@ class Key:
     pem: Path  # PKCS#8 PEM (what `openssl genrsa` writes with OpenSSL 3)
     record: str  # the TXT record's text
     seed_b64: bytes = b""  # Ed25519 only: base64 of the 32-byte seed (dkimpy's format)
+    verbatim: bool = False  # record is a whole zone-file entry (opendkim-genkey's .txt)
 
 
 def make_keys(it_dir: Path) -> dict[str, Key]:
@@ -249,7 +250,23 @@ def make_keys(it_dir: Path) -> dict[str, Key]:
     pub = ek.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
     out["ed"] = Key("ed", ED25519, 256, pem,
                     "v=DKIM1; k=ed25519; p=" + base64.b64encode(pub).decode(), seed)
+    genkey = _opendkim_genkey(kdir)
+    if genkey is not None:
+        out[genkey.selector] = genkey
     return out
+
+
+def _opendkim_genkey(kdir: Path) -> Key | None:
+    """A key made by ``opendkim-genkey``; its .txt goes into the zone verbatim."""
+    tool = shutil.which("opendkim-genkey") or (
+        "/usr/sbin/opendkim-genkey" if os.path.exists("/usr/sbin/opendkim-genkey") else None)
+    if tool is None:
+        return None
+    cp = run([tool, "-b", "2048", "-s", "genkey", "-d", DOMAIN, "-D", kdir])
+    txt = kdir / "genkey.txt"
+    if cp.returncode != 0 or not txt.exists():
+        return None
+    return Key("genkey", RSA, 2048, kdir / "genkey.private", txt.read_text(), verbatim=True)
 
 
 def _txt_rdata(text: str) -> str:
@@ -268,7 +285,10 @@ def write_zone(it_dir: Path, keys: dict[str, Key]) -> Path:
         "@\tIN\tTXT\t\"v=spf1 -all\"",
     ]
     for k in keys.values():
-        lines.append(f"{k.selector}._domainkey\tIN\tTXT\t{_txt_rdata(k.record)}")
+        if k.verbatim:
+            lines.append(k.record.rstrip("\n"))
+        else:
+            lines.append(f"{k.selector}._domainkey\tIN\tTXT\t{_txt_rdata(k.record)}")
     path = it_dir / f"{DOMAIN}.zone"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -312,7 +332,8 @@ def _port_free(addr: str, port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         s = socket.socket(socket.AF_INET, kind)
         try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:  # a TIME_WAIT left by a past run is no clash
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((addr, port))
         except OSError:
             return False

@@ -612,3 +612,32 @@ def test_harness_tools_agree(request: pytest.FixtureRequest, signer: str, verifi
         assert v.sigs and v.sigs[0].result == "pass", f"{signer} -> {verifier}, {n}\n{v}"
     for label, v in zip(TAMPERS, verdicts[len(names):], strict=True):
         assert_fail(v, label)
+
+
+# --------------------------------------------------------------------------
+# a key pair made by opendkim-genkey (what users migrating from OpenDKIM have)
+
+
+@pytest.mark.parametrize("verifier", TOOLS + ["mailseal-dns", "mailseal-zone"])
+def test_opendkim_genkey_key(request: pytest.FixtureRequest, verifier: str, mailseal: Mailseal,
+                             keys: dict[str, Key], message_files: dict[str, Path],
+                             zone_file: Path, it_dir: Path) -> None:
+    """mailseal signs with genkey.private; genkey.txt is in the zone verbatim."""
+    if "genkey" not in keys:
+        pytest.skip("opendkim-genkey is not installed: apt-get install -y opendkim-tools")
+    key = keys["genkey"]
+    res = mailseal.sign(message_files["folded"], [key], canon="relaxed/relaxed")
+    signed = expect_signed(res, MESSAGES["folded"])
+    if verifier.startswith("mailseal"):
+        good = it_dir / "messages" / f"genkey-{verifier}.eml"
+        bad = it_dir / "messages" / f"genkey-{verifier}-bad.eml"
+        good.write_bytes(signed)
+        bad.write_bytes(_header_changed(signed))
+        zone = zone_file if verifier == "mailseal-zone" else None
+        got = mailseal_results(mailseal.verify([good, bad], zone=zone), [good, bad])
+        assert got[good]["result"] == "pass" and got[bad]["result"] == "fail", got
+        return
+    tool = request.getfixturevalue(verifier)
+    intact, bad_v = tool.verify_many([signed, _header_changed(signed)])
+    assert_pass(intact, ["genkey"])
+    assert_fail(bad_v, "header-changed")
