@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -160,11 +161,11 @@ def test_async_ask_and_drive_sync(zone: ZoneResolver) -> None:
     question = Question("mail.example.com", RdType.A)
     assert asyncio.run(zone.ask(question)) == zone.ask_sync(question)
 
-    def lookup() -> object:
+    def lookup() -> Generator[Question, Answer, tuple[str, ...]]:
         answer = yield question
         return answer.records
 
-    assert drive_sync(lookup(), zone) == ("192.0.2.1",)  # type: ignore[arg-type]
+    assert drive_sync(lookup(), zone) == ("192.0.2.1",)
 
 
 # -- origins ---------------------------------------------------------------
