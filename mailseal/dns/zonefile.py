@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ _NAME_FIELDS: Final = ("target", "exchange", "mname", "rname")
 #: TTL for records when the file states none at all (no TTLs, no $TTL, no SOA).
 DEFAULT_TTL: Final = 3600
 _NO_TTL: Final = ": Missing default TTL value"
+# OpenDKIM compat: opendkim-genkey's .txt has a relative owner and no origin,
+# but its trailing comment names the domain ("; ----- DKIM key mail for example.com").
+_GENKEY_COMMENT: Final = re.compile(r"; -{5} DKIM key \S+ for (\S+)")
 # Parse errors that already say what is wrong, in full.
 _OWN_WORDS: Final = ("relative name", "CNAME and other", "unknown rdatatype")
 
@@ -73,7 +77,8 @@ def read_zone_text(
     """Read master-file text into a zone with absolute names (``relativize=False``).
 
     Relative names start from ``origin`` if given, else from the owner of the
-    first SOA record; ``$ORIGIN`` lines move them on as usual. With neither,
+    first SOA record, else from the domain an opendkim-genkey comment names;
+    ``$ORIGIN`` lines move them on as usual. With neither,
     only absolute names are accepted. The returned zone's origin is the SOA
     owner, or the root for a file without SOA. ``source`` names the text in
     errors.
@@ -85,6 +90,8 @@ def read_zone_text(
         except dns.exception.DNSException as exc:
             raise DnsError(f"{source}: bad origin {origin!r} ({exc})") from None
     records = _scan(text, explicit or _NO_ORIGIN)
+    if explicit is None and (guess := _genkey_origin(text, records)) is not None:
+        explicit, records = guess, _scan(text, guess)
     apex = _zone_apex(records, source)
     start = explicit or apex or _NO_ORIGIN
     return _parse(_Source(text, source, records, allow_include), start, apex or dns.name.root)
@@ -207,6 +214,21 @@ def _scan(text: str, origin: dns.name.Name) -> list[_Record]:
     except dns.exception.DNSException:
         pass
     return records
+
+
+def _genkey_origin(text: str, records: list[_Record]) -> dns.name.Name | None:
+    """The domain an opendkim-genkey .txt file names, if the file needs an origin."""
+    if any(r.rdtype == "SOA" for r in records):
+        return None
+    if not any(r.owner.is_subdomain(_NO_ORIGIN) for r in records):
+        return None
+    found = _GENKEY_COMMENT.search(text)
+    if found is None:
+        return None
+    try:
+        return dns.name.from_text(found.group(1), dns.name.root)
+    except dns.exception.DNSException:
+        return None
 
 
 def _skip_line(tok: dns.tokenizer.Tokenizer) -> None:

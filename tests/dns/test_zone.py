@@ -332,3 +332,15 @@ def test_txt_bytes_survive_escaping_and_joining(strings: list[bytes]) -> None:
     resolver = ZoneResolver.from_text(f"t.example.com. 60 IN TXT {quoted}\n")
     (text,) = ask(resolver, "t.example.com", RdType.TXT).records
     assert text.encode("latin-1") == b"".join(strings)
+
+
+def test_opendkim_genkey_txt_file_is_a_zone(tmp_path: Path) -> None:
+    # The layout opendkim-genkey (Debian 2.11) writes: relative owner, no origin,
+    # no TTL; the trailing comment names the domain.
+    path = tmp_path / "mail.txt"
+    path.write_text(
+        'mail._domainkey\tIN\tTXT\t( "v=DKIM1; h=sha256; k=rsa; "\n'
+        '\t  "p=MIIBIjANBgkq" )  ; ----- DKIM key mail for example.com\n'
+    )
+    answer = ask(ZoneResolver([path]), "mail._domainkey.example.com", RdType.TXT)
+    assert answer.records == ("v=DKIM1; h=sha256; k=rsa; p=MIIBIjANBgkq",)
