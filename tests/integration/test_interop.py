@@ -481,7 +481,7 @@ def test_dual_signature(request: pytest.FixtureRequest, verifier: str, canon: st
 
 @pytest.mark.parametrize("dns_mode", ["dns-server", "zone"])
 def test_dual_signature_mailseal_verifies(dns_mode: str, mailseal: Mailseal, zone_file: Path,
-                                          it_dir: Path, dkimpy: Any,
+                                          it_dir: Path,
                                           dual_signed: dict[str, MailsealResult]) -> None:
     signed = expect_signed(dual_signed["relaxed/relaxed"], MESSAGES["folded"], count=2)
     good = it_dir / "messages" / f"dual-{dns_mode}.eml"
@@ -557,7 +557,7 @@ def test_expired_signature(request: pytest.FixtureRequest, verifier: str, mailse
 
 
 def test_min_key_bits(mailseal: Mailseal, keys: dict[str, Key], opendkim: Any,
-                      it_dir: Path) -> None:
+                      message_files: dict[str, Path], it_dir: Path) -> None:
     """A 1024-bit key (OpenDKIM-signed) passes by default and fails --min-key-bits 2048."""
     signed = opendkim.sign(MESSAGES["plain"], keys["rsa1024"], "relaxed/relaxed")
     p = it_dir / "messages" / "rsa1024.eml"
@@ -571,7 +571,7 @@ def test_min_key_bits(mailseal: Mailseal, keys: dict[str, Key], opendkim: Any,
 
 
 def test_mailseal_verify_exit_codes(mailseal: Mailseal, keys: dict[str, Key], dkimpy: Any,
-                                    it_dir: Path) -> None:
+                                    message_files: dict[str, Path], it_dir: Path) -> None:
     """All pass -> 0; an unsigned message -> result none and exit 1."""
     good = it_dir / "messages" / "exit-good.eml"
     good.write_bytes(dkimpy.sign(MESSAGES["plain"], keys["rsa"], "relaxed/simple"))
@@ -584,6 +584,12 @@ def test_mailseal_verify_exit_codes(mailseal: Mailseal, keys: dict[str, Key], dk
     got = mailseal_results(res, [good, unsigned])
     assert got[unsigned]["result"] == "none" and got[unsigned]["signatures"] == []
     assert res.rc == 1, res.describe()
+    res = mailseal("verify", "--json", "--dns-server", mailseal.dns.spec, "-",
+                   input=good.read_bytes())
+    objs = res.json_lines()
+    assert res.rc == 0 and len(objs) == 1 and objs[0]["result"] == "pass", res.describe()
+    res = mailseal.verify([it_dir / "messages" / "no-such-file.eml"])
+    assert res.rc == 2, "unreadable input -> exit 2\n" + res.describe()
 
 
 # --------------------------------------------------------------------------
@@ -641,3 +647,21 @@ def test_opendkim_genkey_key(request: pytest.FixtureRequest, verifier: str, mail
     intact, bad_v = tool.verify_many([signed, _header_changed(signed)])
     assert_pass(intact, ["genkey"])
     assert_fail(bad_v, "header-changed")
+
+
+@pytest.mark.parametrize("verifier", TOOLS)
+def test_dkimpy_seed_key(request: pytest.FixtureRequest, verifier: str, mailseal: Mailseal,
+                         keys: dict[str, Key], message_files: dict[str, Path],
+                         it_dir: Path) -> None:
+    """An Ed25519 key in dkimpy's format (base64 seed) signs what the others verify."""
+    tool = request.getfixturevalue(verifier)
+    tool_skip(tool, verifier, ED25519)
+    seed = it_dir / "keys" / "ed-dkimpy.key"
+    if not seed.exists():
+        seed.write_bytes(keys["ed"].seed_b64 + b"\n")
+        seed.chmod(0o600)
+    res = mailseal("sign", "--key", seed, "-s", "ed", "-d", DOMAIN, message_files["plain"])
+    signed = expect_signed(res, MESSAGES["plain"])
+    intact, bad = tool.verify_many([signed, _body_changed(signed)])
+    assert_pass(intact, ["ed"])
+    assert_fail(bad, "body-changed")
