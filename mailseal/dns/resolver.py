@@ -181,7 +181,7 @@ class Resolver:
             stub = self._stub_resolver()
         except DnsError as exc:
             return Answer(question, Status.TIMEOUT, detail=str(exc))
-        servers = ", ".join(_server_label(ns) for ns in stub.nameservers) or "no servers"
+        servers = ", ".join(_server_label(stub, ns) for ns in stub.nameservers) or "no servers"
         try:
             # dnspython's lifetime can overrun by its back-off sleeps; this cannot.
             async with asyncio.timeout(self.timeout):
@@ -311,7 +311,9 @@ def _error_text(error: object) -> str:
     return str(error) or type(error).__name__
 
 
-def _server_label(nameserver: object) -> str:
+def _server_label(stub: dns.asyncresolver.Resolver, nameserver: object) -> str:
     if isinstance(nameserver, dns.nameserver.Do53Nameserver):
         return format_server(nameserver.address, nameserver.port)
+    if isinstance(nameserver, str):  # from resolv.conf: an address, the port kept apart
+        return format_server(nameserver, stub.nameserver_ports.get(nameserver, stub.port))
     return str(nameserver)
