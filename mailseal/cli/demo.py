@@ -105,7 +105,7 @@ def demo_command(directory: Path | None) -> None:
     click.secho("Verification against the zone file:", bold=True)
     for s in verdict.signatures:
         colour = "green" if s.result.value == "pass" else "red"
-        reason = f" ({s.reason})" if s.reason else ""
+        reason = f" ({s.reason})" if s.result.value != "pass" or s.testing else ""
         click.echo(
             f"  dkim={click.style(s.result.value, fg=colour)} d={s.domain} s={s.selector} "
             f"a={s.algorithm}{reason}"

@@ -53,7 +53,7 @@ def _text_lines(name: str, verdict: MessageVerdict) -> list[str]:
         return [f"{name}: none (no DKIM-Signature)"]
     lines = []
     for s in verdict.signatures:
-        reason = f" ({s.reason})" if s.reason else ""
+        reason = f" ({s.reason})" if s.result.value != "pass" or s.testing else ""
         lines.append(
             f"{name}: {s.result.value} d={s.domain or '?'} s={s.selector or '?'} "
             f"a={s.algorithm or '?'}{reason}"

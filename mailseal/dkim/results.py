@@ -26,12 +26,12 @@ class SignatureVerdict:
     domain: str  # d= (SDID) as written, lower-cased; "" when the field had none
     selector: str  # s=
     algorithm: str  # a=, as written in the signature
-    reason: str | None = None  # for people and logs: "body hash did not verify"
+    reason: str  # for people and logs: "body hash did not verify", "signature verified"
     identity: str | None = None  # i= (AUID), defaulting to "@" + d=
     testing: bool = False  # the key record has t=y
     key_bits: int | None = None  # RSA modulus size or 256 for Ed25519, once the key was read
 
-    def to_json(self) -> dict[str, str | None]:
+    def to_json(self) -> dict[str, str]:
         """The shape ``mailseal verify --json`` prints for one signature."""
         return {
             "result": self.result.value,

@@ -79,7 +79,7 @@ class SignerSpec:
             raise SigningError(f"unknown signing algorithm {algorithm!r}")
         if wanted[algorithm] is not self.key.type:
             raise SigningError(
-                f"algorithm {algorithm} needs a {wanted[algorithm].value} key, "
+                f"algorithm {algorithm} needs an {wanted[algorithm].value} key, "
                 f"but the key is {self.key.type.value}"
             )
         return algorithm

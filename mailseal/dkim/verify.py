@@ -134,7 +134,7 @@ class MessageVerifier:
             self._prepare(p)
 
     def _verdict(
-        self, p: _Pending, result: DkimResult, reason: str | None, rec: KeyRecord | None = None
+        self, p: _Pending, result: DkimResult, reason: str, rec: KeyRecord | None = None
     ) -> SignatureVerdict:
         d, s, a = p.labels
         return SignatureVerdict(
@@ -220,7 +220,9 @@ class MessageVerifier:
                 f"RSA key of {rec.bits} bits is below the minimum of {self.options.min_key_bits}",
                 rec,
             )
-        reason = "key is in testing mode (t=y)" if rec.testing else None
+        reason = "signature verified"
+        if rec.testing:
+            reason += "; key is in testing mode (t=y)"
         return self._verdict(p, DkimResult.PASS, reason, rec)
 
 
