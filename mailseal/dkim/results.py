@@ -30,6 +30,8 @@ class SignatureVerdict:
     identity: str | None = None  # i= (AUID), defaulting to "@" + d=
     testing: bool = False  # the key record has t=y
     key_bits: int | None = None  # RSA modulus size or 256 for Ed25519, once the key was read
+    b_prefix: str = ""  # the first 8 characters of b=, for header.b (RFC 6008)
+    key_missing: bool = False  # permerror because no key record exists (On-KeyNotFound)
 
     def to_json(self) -> dict[str, str]:
         """The shape ``mailseal verify --json`` prints for one signature."""

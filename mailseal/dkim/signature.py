@@ -54,6 +54,7 @@ class SignatureLabels:
     domain: str
     selector: str
     algorithm: str
+    b_prefix: str  # first 8 characters of b=
 
 
 def read_labels(value: bytes) -> SignatureLabels:
@@ -62,10 +63,13 @@ def read_labels(value: bytes) -> SignatureLabels:
     for part in value.decode("latin-1").split(";"):
         name, eq, v = part.partition("=")
         name = name.strip(" \t\r\n")
-        if eq and name in ("d", "s", "a") and name not in found:
+        if eq and name in ("d", "s", "a", "b") and name not in found:
             found[name] = strip_fws(v)
     return SignatureLabels(
-        found.get("d", "").lower(), found.get("s", ""), found.get("a", "").lower()
+        found.get("d", "").lower(),
+        found.get("s", ""),
+        found.get("a", "").lower(),
+        found.get("b", "")[:8],
     )
 
 

@@ -8,6 +8,7 @@ and answers the questions (see ``dns.drive``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from mailseal.dkim.sign import hash_input_headers
 from mailseal.dkim.signature import (
     Signature,
     SignatureError,
+    SignatureLabels,
     parse_signature,
     read_labels,
     without_b_value,
@@ -46,6 +48,7 @@ class VerifyOptions:
 
 
 KeyLookup = KeyRecord | tuple[DkimResult, str]
+NO_KEY: Final = "no key record at "
 
 
 def fetch_key(selector: str, domain: str) -> Generator[Question, Answer, KeyLookup]:
@@ -59,7 +62,7 @@ def fetch_key(selector: str, domain: str) -> Generator[Question, Answer, KeyLook
         detail = f": {answer.detail}" if answer.detail else ""
         return DkimResult.TEMPERROR, f"key query {answer.status.value}{detail}"
     if answer.status in (Status.NXDOMAIN, Status.NODATA) or not answer.records:
-        return DkimResult.PERMERROR, f"no key record at {selector}._domainkey.{domain}"
+        return DkimResult.PERMERROR, f"{NO_KEY}{selector}._domainkey.{domain}"
     first_error = ""
     for text in answer.records:
         try:
@@ -103,7 +106,7 @@ class _Pending:
     """A signature being evaluated, or already decided (verdict set)."""
 
     field: HeaderField
-    labels: tuple[str, str, str]  # domain, selector, algorithm
+    labels: SignatureLabels
     sig: Signature | None = None
     verdict: SignatureVerdict | None = None
     hasher_key: tuple[Canon, str, int | None] | None = None
@@ -114,7 +117,9 @@ class MessageVerifier:
 
     __slots__ = ("fields", "options", "_pending", "_hashers", "_now")
 
-    def __init__(self, fields: Sequence[HeaderField], options: VerifyOptions, now: int) -> None:
+    def __init__(
+        self, fields: Sequence[HeaderField], options: VerifyOptions, now: int | None = None
+    ) -> None:
         self.fields = list(fields)
         self.options = options
         self._now = now
@@ -125,7 +130,7 @@ class MessageVerifier:
             if f.lname != "dkim-signature":
                 continue
             labels = read_labels(f.value)
-            p = _Pending(f, (labels.domain, labels.selector, labels.algorithm))
+            p = _Pending(f, labels)
             self._pending.append(p)
             if evaluated >= options.max_signatures:
                 p.verdict = self._verdict(p, DkimResult.NEUTRAL, "not evaluated")
@@ -136,13 +141,13 @@ class MessageVerifier:
     def _verdict(
         self, p: _Pending, result: DkimResult, reason: str, rec: KeyRecord | None = None
     ) -> SignatureVerdict:
-        d, s, a = p.labels
         return SignatureVerdict(
             result=result,
-            domain=d,
-            selector=s,
-            algorithm=a,
+            domain=p.labels.domain,
+            selector=p.labels.selector,
+            algorithm=p.labels.algorithm,
             reason=reason,
+            b_prefix=p.labels.b_prefix,
             identity=p.sig.identity if p.sig else None,
             testing=bool(rec and rec.testing),
             key_bits=rec.bits if rec and not rec.revoked else None,
@@ -155,15 +160,6 @@ class MessageVerifier:
             p.verdict = self._verdict(p, DkimResult.PERMERROR, str(exc))
             return
         p.sig = sig
-        drift = self.options.clock_drift
-        if sig.expiration is not None and self._now > sig.expiration + drift:
-            p.verdict = self._verdict(p, DkimResult.PERMERROR, "signature expired (x=)")
-            return
-        if sig.timestamp is not None and sig.timestamp > self._now + drift:
-            p.verdict = self._verdict(
-                p, DkimResult.PERMERROR, "signature timestamp is in the future"
-            )
-            return
         p.hasher_key = (sig.body_canon, sig.hash_name, sig.length)
         if p.hasher_key not in self._hashers:
             self._hashers[p.hasher_key] = BodyHasher(sig.body_canon, sig.hash_name, sig.length)
@@ -177,13 +173,34 @@ class MessageVerifier:
         for h in self._hashers.values():
             h.update(chunk)
 
-    def finish(self) -> Generator[Question, Answer, MessageVerdict]:
-        """Ask for keys and return the verdict for every signature, in header order."""
+    def _time_problem(self, sig: Signature, now: int) -> str | None:
+        """Why t= or x= make the signature unusable at ``now`` (RFC 6376 §3.5), or None."""
+        drift = self.options.clock_drift
+        if sig.expiration is not None and now > sig.expiration + drift:
+            return "signature expired (x=)"
+        if sig.timestamp is not None and sig.timestamp > now + drift:
+            return "signature timestamp is in the future"
+        return None
+
+    def finish(self, now: int | None = None) -> Generator[Question, Answer, MessageVerdict]:
+        """Ask for keys and return the verdict for every signature, in header order.
+
+        ``now`` (seconds since the epoch) checks t= and x=; it defaults to the
+        time given to the constructor, and one of the two is required.
+        """
+        when = self._now if now is None else now
+        if when is None:
+            raise ValueError("MessageVerifier.finish() needs the time (now=)")
         keys: dict[tuple[str, str], KeyLookup] = {}
         verdicts: list[SignatureVerdict] = []
         for p in self._pending:
             if p.verdict is None:
                 assert p.sig is not None
+                late = self._time_problem(p.sig, when)
+                if late:
+                    p.verdict = self._verdict(p, DkimResult.PERMERROR, late)
+                    verdicts.append(p.verdict)
+                    continue
                 where = (p.sig.selector, p.sig.domain)
                 if where not in keys:
                     keys[where] = yield from fetch_key(*where)
@@ -193,7 +210,10 @@ class MessageVerifier:
 
     def _evaluate(self, p: _Pending, sig: Signature, lookup: KeyLookup) -> SignatureVerdict:
         if isinstance(lookup, tuple):
-            return self._verdict(p, lookup[0], lookup[1])
+            verdict = self._verdict(p, lookup[0], lookup[1])
+            if lookup[1].startswith(NO_KEY):
+                verdict = dataclasses.replace(verdict, key_missing=True)
+            return verdict
         rec = lookup
         problem = _check_key(sig, rec)
         if problem:
