@@ -26,3 +26,10 @@ class SigningError(MailsealError):
 
 class DnsError(MailsealError):
     """The DNS layer could not be set up (a zone file that does not parse, a bad server spec)."""
+
+
+class MilterProtocolError(MailsealError):
+    """A milter packet broke the protocol (bad framing, a payload that does not parse).
+
+    The connection it came on cannot be trusted to stay in step any longer: close it.
+    """
