@@ -68,6 +68,31 @@ class SignerSpec:
     expire_after: int | None = None  # write x= = t + this many seconds
     extra_tags: tuple[tuple[str, str], ...] = field(default=())
 
+    def check(self) -> str:
+        """Check the spec; return the a= value. Raise SigningError naming what is wrong."""
+        algorithm = self.resolved_algorithm()
+        for what, text in (
+            ("domain (d=)", self.domain),
+            ("selector (s=)", self.selector),
+            ("identity (i=)", self.identity or ""),
+        ):
+            if not text.isascii() or any(c in text for c in "; \t\r\n"):
+                raise SigningError(
+                    f"{what} {text!r} must be ASCII without spaces or ';' "
+                    "(write internationalized domains as A-labels, xn--...)"
+                )
+        if not self.domain or not self.selector:
+            raise SigningError("a signature needs a domain (d=) and a selector (s=)")
+        for name in (*self.headers, *self.oversign):
+            if not name or not name.isascii() or any(c in name for c in ": \t\r\n"):
+                raise SigningError(f"{name!r} is not a header field name")
+        # RFC 6376 §3.5: x= "MUST be greater than the value in the t= tag".
+        if self.expire_after is not None and self.expire_after <= 0:
+            raise SigningError(
+                f"the expiry must be a positive number of seconds, not {self.expire_after}"
+            )
+        return algorithm
+
     def resolved_algorithm(self) -> str:
         algorithm = (self.algorithm or self.key.type.default_algorithm).lower()
         wanted = {"rsa-sha256": KeyType.RSA, "ed25519-sha256": KeyType.ED25519}
@@ -204,7 +229,7 @@ class MessageSigner:
         if not specs:
             raise SigningError("no signing key given")
         self.specs = tuple(specs)
-        self._algorithms = [s.resolved_algorithm() for s in self.specs]
+        self._algorithms = [s.check() for s in self.specs]
         self._hashers: dict[Canon, BodyHasher] = {}
         for s in self.specs:
             if s.body_canon not in self._hashers:

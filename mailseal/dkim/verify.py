@@ -82,7 +82,7 @@ def _check_key(sig: Signature, rec: KeyRecord) -> str | None:
         return f"key record h= does not allow {sig.hash_name}"
     if "*" not in rec.services and "email" not in rec.services:
         return "key record s= does not include email"
-    if rec.strict and sig.identity.rpartition("@")[2].lower() != sig.domain:
+    if rec.strict and sig.identity.rpartition("@")[2].lower().rstrip(".") != sig.domain:
         return "key record t=s requires i= domain to equal d="
     return None
 
