@@ -33,3 +33,33 @@ class MilterProtocolError(MailsealError):
 
     The connection it came on cannot be trusted to stay in step any longer: close it.
     """
+
+
+# --- configuration (opendkim.conf and the files it names) ---------------------
+
+from dataclasses import dataclass  # noqa: E402  (kept beside the classes that use it)
+from pathlib import Path  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A place in a configuration file: the file and its 1-based line (0: the file itself)."""
+
+    path: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line > 0 else str(self.path)
+
+
+class ConfigError(MailsealError):
+    """A configuration value mailseal cannot use: ``path:line: problem (hint)``."""
+
+    def __init__(self, where: Where, option: str, problem: str, hint: str = "") -> None:
+        self.where, self.option, self.problem, self.hint = where, option, problem, hint
+        text = f"{where}: {problem}"
+        super().__init__(text + (f" ({hint})" if hint else ""))
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[Where, str, str, str]]:
+        # Rebuild from the parts (the default would call __init__ with the text alone).
+        return (ConfigError, (self.where, self.option, self.problem, self.hint))
