@@ -224,7 +224,8 @@ class EndOfMessage:
 class Abort:
     """A: forget the current message, keep the connection. No reply.
 
-    Postfix also sends it after every finished message, before the next MAIL or QUIT.
+    Postfix also sends it after every finished message (3.7 sends two in a row), so
+    an A with no message in progress is normal.
     """
 
 
@@ -402,10 +403,12 @@ class AddHeader:
 
 @dataclass(frozen=True, slots=True)
 class InsertHeader:
-    """i: insert a header field before the index-th (0: at the very top).
+    """i: insert a header field at 0-based position ``index`` (0: at the very top).
 
-    Postfix counts its own Received: field, which the milter never saw, so index 0
-    puts the field above it and index 1 just below it (where OpenDKIM inserts).
+    Postfix counts the header as it stands: its own Received: field, which the milter
+    never saw, and fields inserted before. So index 0 puts the field above that
+    Received: field, and index 1 (what OpenDKIM uses) just below it, if nothing was
+    inserted before.
     """
 
     index: int

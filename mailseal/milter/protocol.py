@@ -236,6 +236,8 @@ COMMAND_STAGE: Final[Mapping[bytes, MacroStage]] = {v: k for k, v in STAGE_COMMA
 #: (milter_*_macros in mail_params.h). Only macros with a value are sent. Postfix also
 #: sends the end-of-header list before each header (D L) and the end-of-data list
 #: before each body chunk (D B); the unknown-command list (D U) is empty by default.
+#: ``i`` (queue ID) has no value at MAIL and RCPT while smtpd_delay_open_until_valid_rcpt
+#: is yes (the default): it first comes with DATA.
 POSTFIX_DEFAULT_MACROS: Final[Mapping[bytes, tuple[str, ...]]] = {
     b"C": ("j", "{daemon_name}", "{daemon_addr}", "v", "_"),
     b"H": ("{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"),
