@@ -216,6 +216,8 @@ class MilterClient:
         protocol: ProtocolFlag | None = None,
     ) -> OptNegReply:
         """Offer what Postfix with ``milter_protocol = version`` offers; check the answer."""
+        if protocol is None and version not in POSTFIX_PROTOCOL:
+            raise ValueError(f"Postfix has no milter protocol {version}; pass protocol=")
         offered = POSTFIX_PROTOCOL[version] if protocol is None else protocol
         await self._send(OptNeg(version, actions, offered))
         reply = await self._next_reply()
@@ -267,6 +269,8 @@ class MilterClient:
         (a queue ID), ``{mail_addr}`` and ``{rcpt_addr}`` are filled in. With
         ``leading_space`` None the negotiated spacing applies.
         """
+        if self.reply is None:
+            raise RuntimeError("negotiate() first")
         if self._smtp_over:
             raise RuntimeError("the filter ended this SMTP session; call new_smtp_session()")
         self._queue_ids += 1

@@ -271,3 +271,14 @@ def test_headers_and_body_of_a_raw_message() -> None:
     assert body == b"body\r\n"
     assert headers_and_body(b"\r\nonly body") == ([], b"only body")
     assert headers_and_body(b"X: y") == ([(b"X", b" y")], b"")
+
+
+def test_usage_errors() -> None:
+    async def scenario() -> None:
+        client = MilterClient(timeout=1)
+        with pytest.raises(ValueError, match="no milter protocol 5"):
+            await client.negotiate(version=5)
+        with pytest.raises(RuntimeError, match="negotiate"):
+            await client.send_message()
+
+    run(scenario)

@@ -333,3 +333,11 @@ def test_protocol_modules_do_no_io(name: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "socket", "selectors", "time", "threading"}
+
+
+def test_public_api_resolves() -> None:
+    import mailseal.milter as package
+    from mailseal.milter import codec
+
+    for name in codec.__all__:
+        assert getattr(codec, name) is getattr(package, name), name
