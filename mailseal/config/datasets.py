@@ -42,7 +42,7 @@ class DatasetKind(enum.Enum):
 #: OpenDKIM's other dataset types, by what they need.
 UNSUPPORTED_TYPES: Final[dict[str, str]] = {
     "db": "Berkeley DB",
-    "dsn": "SQL (OpenDBX)",
+    "dsn": "SQL",
     "ldap": "LDAP",
     "ldapi": "LDAP",
     "ldaps": "LDAP",

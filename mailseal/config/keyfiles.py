@@ -104,7 +104,9 @@ def key_file_problems(path: Path, info: os.stat_result, reader: KeyReader) -> li
         except OSError:
             continue
         dmode = dinfo.st_mode
-        if dmode & stat.S_IWOTH and not dmode & stat.S_ISVTX:
+        if dmode & stat.S_ISVTX:
+            continue  # sticky (like /tmp): only a file's owner can replace it
+        if dmode & stat.S_IWOTH:
             problems.append(
                 (f"every user can write to the directory {directory}", f"chmod o-w {directory}")
             )

@@ -175,11 +175,11 @@ def _entry(text: str, where: Where, warnings: Warnings, refile: bool) -> PeerEnt
     body = text[1:] if negated else text
     if refile and _PATTERN_CHARS.intersection(body):
         return _pattern_entry(text, body, where, warnings, negated)
-    network = _network(body, text, where, warnings)
+    network, was_address = _network(body, text, where, warnings)
     if network is not None:
         return PeerEntry(text, where, negated, network=network)
     name = body.lower()
-    if not _HOST_NAME.fullmatch(name):
+    if not was_address and not _HOST_NAME.fullmatch(name):
         warnings.add(where, f"{text!r} is neither a host name nor an IP address; it never matches")
     return PeerEntry(text, where, negated, name=name)
 
@@ -206,7 +206,10 @@ def _pattern_entry(
     return PeerEntry(text, where, negated, regex=regex)
 
 
-def _network(body: str, text: str, where: Where, warnings: Warnings) -> Network | None:
+def _network(
+    body: str, text: str, where: Where, warnings: Warnings
+) -> tuple[Network | None, bool]:
+    """The network an entry names, and whether it was meant as an address at all."""
     address, slash, length = body.partition("/")
     if address.startswith("[") and address.endswith("]"):
         address = address[1:-1]
@@ -215,12 +218,13 @@ def _network(body: str, text: str, where: Where, warnings: Warnings) -> Network 
     except ValueError:
         if slash or _looks_numeric(address):
             warnings.add(where, f"{text!r} is not a valid IP address or network; it never matches")
-        return None
+            return None, True
+        return None, False
     try:
         network = ipaddress.ip_network(f"{host}/{length}" if slash else str(host), strict=False)
     except ValueError:
         warnings.add(where, f"{text!r} has a bad prefix length; it never matches")
-        return None
+        return None, True
     if network.network_address != host:
         # OpenDKIM compat: host bits set; see the module docstring.
         warnings.add(
@@ -235,7 +239,7 @@ def _network(body: str, text: str, where: Where, warnings: Warnings) -> Network 
             f"OpenDKIM never matches {text!r} (it compares IPv6 addresses as inet_ntop() "
             f"writes them); mailseal reads it as {host} (write that for OpenDKIM)",
         )
-    return network
+    return network, True
 
 
 def _looks_numeric(text: str) -> bool:
