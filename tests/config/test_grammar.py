@@ -40,7 +40,9 @@ def test_unknown_option_error_is_exact(conf: ConfDir) -> None:
     ],
 )
 def test_did_you_mean(conf: ConfDir, typed: str, meant: str) -> None:
-    assert conf.error(f"{typed} x\n").endswith(f"unknown option {typed!r} (did you mean {meant!r}?)")
+    assert conf.error(f"{typed} x\n").endswith(
+        f"unknown option {typed!r} (did you mean {meant!r}?)"
+    )
 
 
 def test_unknown_option_without_close_name(conf: ConfDir) -> None:
@@ -73,8 +75,14 @@ def test_names_are_case_insensitive(conf: ConfDir, name: str) -> None:
 def test_ignored_option_warns_with_its_line(conf: ConfDir) -> None:
     cfg = conf.load("Mode v\nLDAPUseTLS yes\nQueryCache no\n")
     texts = [str(w) for w in cfg.warnings]
-    assert f"{conf.root}/opendkim.conf:2: option LDAPUseTLS is not supported by mailseal and is ignored" in texts
-    assert any(t.startswith(f"{conf.root}/opendkim.conf:3: option QueryCache is not supported") for t in texts)
+    assert (
+        f"{conf.root}/opendkim.conf:2: option LDAPUseTLS is not supported by mailseal "
+        "and is ignored" in texts
+    )
+    assert any(
+        t.startswith(f"{conf.root}/opendkim.conf:3: option QueryCache is not supported")
+        for t in texts
+    )
 
 
 def test_ignored_option_still_gets_its_type_checked(conf: ConfDir) -> None:
@@ -111,11 +119,16 @@ def test_last_duplicate_wins(conf: ConfDir) -> None:
 
 
 def test_missing_value(conf: ConfDir) -> None:
-    assert conf.error("Syslog yes\nMode   \n").startswith(f"{conf.root}/opendkim.conf:2: Mode needs a value (")
+    assert conf.error("Syslog yes\nMode   \n").startswith(
+        f"{conf.root}/opendkim.conf:2: Mode needs a value ("
+    )
 
 
-@pytest.mark.parametrize(("text", "value"), [(t, True) for t in ["yes", "Y", "true", "T", "1", "yuck"]]
-                         + [(f, False) for f in ["no", "N", "false", "F", "0", "nope"]])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [(t, True) for t in ["yes", "Y", "true", "T", "1", "yuck"]]
+    + [(f, False) for f in ["no", "N", "false", "F", "0", "nope"]],
+)
 def test_booleans_by_first_letter(text: str, value: bool) -> None:
     assert parse_bool(text) is value
 
@@ -196,7 +209,9 @@ def test_include_absolute_and_nested(conf: ConfDir) -> None:
 
 def test_error_inside_an_include_names_that_file(conf: ConfDir) -> None:
     conf.write("inc.conf", "\n\nSyslgo yes\n")
-    assert conf.error("Include inc.conf\n").startswith(f"{conf.root}/inc.conf:3: unknown option 'Syslgo'")
+    assert conf.error("Include inc.conf\n").startswith(
+        f"{conf.root}/inc.conf:3: unknown option 'Syslgo'"
+    )
 
 
 def test_missing_include_names_the_include_line(conf: ConfDir) -> None:
@@ -234,11 +249,15 @@ def test_include_of_itself(conf: ConfDir) -> None:
 
 def test_include_of_a_directory(conf: ConfDir) -> None:
     (conf.root / "d").mkdir()
-    assert conf.error("Include d\n").endswith(f"cannot read included file {conf.root}/d: Is a directory")
+    assert conf.error("Include d\n").endswith(
+        f"cannot read included file {conf.root}/d: Is a directory"
+    )
 
 
 def test_include_of_a_fifo_does_not_hang(conf: ConfDir) -> None:
     import os
 
     os.mkfifo(conf.root / "fifo")
-    assert conf.error("Include fifo\n").endswith(f"included file {conf.root}/fifo is not a regular file")
+    assert conf.error("Include fifo\n").endswith(
+        f"included file {conf.root}/fifo is not a regular file"
+    )
