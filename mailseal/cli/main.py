@@ -6,6 +6,7 @@ import click
 
 from mailseal import __version__
 from mailseal.cli.demo import demo_command
+from mailseal.cli.milter import milter_command
 from mailseal.cli.sign import sign_command
 from mailseal.cli.verify import verify_command
 
@@ -19,6 +20,7 @@ def cli() -> None:
 cli.add_command(sign_command)
 cli.add_command(verify_command)
 cli.add_command(demo_command)
+cli.add_command(milter_command)
 
 
 def main() -> None:
