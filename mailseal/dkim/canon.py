@@ -110,13 +110,18 @@ class BodyCanonicalizer:
         body = data.rstrip(b"\r\n")
         tail = len(data) - len(body)
         if tail:
-            suffix = data[len(body) :]
-            if tail % 2 or suffix != b"\r\n" * (tail // 2):
-                # A bare CR or LF inside the run: only whole CRLF pairs at the end count.
-                body, tail = data, 0
-                while body.endswith(b"\r\n"):
-                    body = body[:-2]
-                    tail += 2
+            run = data[len(body) :]
+            if tail % 2 or run != b"\r\n" * (tail // 2):
+                # A bare CR or LF inside the run: only the whole CRLF pairs at its end
+                # are empty lines. They start after the last doubled character (CR CR
+                # or LF LF), where the CR/LF alternation breaks; one search each way,
+                # so a long run costs linear time.
+                if run.endswith(b"\r"):
+                    tail = 0
+                else:
+                    start = max(run.rfind(b"\r\r"), run.rfind(b"\n\n")) + 1
+                    tail = (len(run) - start) // 2 * 2
+                body = data[: len(data) - tail]
         if body:
             self._flush_pending()
             self._sink(body)
