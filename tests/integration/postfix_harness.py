@@ -23,6 +23,7 @@ every wait bounded:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pty
@@ -176,12 +177,28 @@ def kill_pids(pids: Sequence[int], grace: float = 5.0) -> None:
             return
 
 
+# Safety net for harness users that forget cleanup(): at interpreter exit,
+# stop what this process started and remove the directories it made.
+_LIVE: list[PostfixInstance | Milter] = []
+_DIRS: list[Path] = []
+
+
+@atexit.register
+def _atexit_cleanup() -> None:
+    for obj in reversed(_LIVE):
+        with contextlib.suppress(Exception):
+            obj.stop()
+    for d in _DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def scratch_base(prefix: str) -> Path:
     """A fresh 0755 root-owned directory, on tmpfs (/dev/shm) when there is one."""
     for cand in ("/dev/shm", "/run", None):
         if cand is None or (os.path.isdir(cand) and os.access(cand, os.W_OK)):
             d = Path(tempfile.mkdtemp(prefix=prefix, dir=cand))
             d.chmod(0o755)
+            _DIRS.append(d)
             return d
     raise AssertionError("unreachable")
 
@@ -198,6 +215,7 @@ def safe_base(prefix: str) -> Path:
         else:
             continue
         d.chmod(0o755)
+        _DIRS.append(d)
         return d
     raise AssertionError("unreachable")
 
@@ -497,6 +515,21 @@ class MilterTap:
                     out.append((p.cmd, payload.split(b"\0")[:-1]))
         return out
 
+    def connects(self) -> list[dict[str, object]]:
+        """Every connect packet: hostname, family ('4', '6', 'L', 'U'), port, address."""
+        out: list[dict[str, object]] = []
+        for p in self.snapshot():
+            if p.cmd == "C" and p.to_milter:
+                host, _, rest = p.payload.partition(b"\0")
+                info: dict[str, object] = {"hostname": host.decode("latin-1")}
+                if rest:
+                    info["family"] = chr(rest[0])
+                    if rest[:1] in (b"4", b"6") and len(rest) >= 3:
+                        info["port"] = struct.unpack(">H", rest[1:3])[0]
+                        info["address"] = rest[3:].rstrip(b"\0").decode("latin-1")
+                out.append(info)
+        return out
+
     def commands(self) -> list[str]:
         return [("> " if p.to_milter else "< ") + p.cmd for p in self.snapshot()]
 
@@ -642,6 +675,7 @@ class PostfixInstance:
         self.write_config()
         # `start` makes the queue directories itself (post-install create-missing);
         # `check` (2 s more: it checks every file's permissions) only on failure
+        _LIVE.append(self)
         rc, out = self._postfix("start")
         if rc != 0:
             out += "\n--- postfix check ---\n" + self._postfix("check")[1]
@@ -690,8 +724,10 @@ class PostfixInstance:
         self.started = False
 
     def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> PostfixInstance:
         return self.start()
@@ -883,6 +919,7 @@ class Milter:
     host: str = field(default_factory=milter_host)
     proc: subprocess.Popen[bytes] | None = None
     logfile: Path | None = None
+    stopped: bool = False
 
     @property
     def conf(self) -> Path:
@@ -934,6 +971,7 @@ class Milter:
             self.write_files()
         self.logfile = self.dir / "milter.log"
         env = ih.Mailseal(None).env
+        _LIVE.append(self)
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=self.logfile.open("ab"), stderr=subprocess.STDOUT,
                                      env=env, cwd=ih.REPO_ROOT, start_new_session=True)
@@ -973,12 +1011,30 @@ class Milter:
                 if self.impl == "opendkim" else "")
         return f"--- {self.impl} milter {self.name} output{note} ---\n" + text[-tail:]
 
-    def stop(self) -> None:
-        if self.proc is None:
+    def terminate(self) -> None:
+        """SIGTERM without waiting (OpenDKIM's libmilter takes ~5 s to notice)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, grace: float = 8.0) -> None:
+        if self.proc is None or self.stopped:
             return
+        self.stopped = True
         family = self.pids()
-        ih.stop_process(self.proc)
-        kill_pids([p for p in family if pid_alive(p)])
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        ih.stop_process(self.proc, grace=2.0)
+        kill_pids([p for p in family if pid_alive(p)], grace=2.0)
+
+
+def stop_milters(milters: Sequence[Milter]) -> None:
+    """Stop several milters at once (each waits for the others' grace period)."""
+    for m in milters:
+        m.terminate()
+    for m in milters:
+        m.stop()
 
 
 # --------------------------------------------------------------------------
