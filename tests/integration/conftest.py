@@ -144,8 +144,7 @@ def milters(milter_impl: str, keys: dict[str, h.Key],
                 pytest.skip(str(e))
         yield started
     finally:
-        for m in started.values():
-            m.stop()
+        ph.stop_milters(list(started.values()))
         shutil.rmtree(base, ignore_errors=True)
 
 
