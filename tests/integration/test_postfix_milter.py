@@ -157,6 +157,12 @@ def test_verify_from_external_client(postfix: Rig, dkimpy: Any, keys: dict[str, 
         assert _ar_results(got) == [want], \
             f"{label}: Authentication-Results {ar}, expected dkim={want}\n{postfix.describe()}"
         assert "header.d=example.com" in ar[0], ar
+        # opendkim.conf(5): AuthservID defaults to "the name of the MTA processing
+        # the message" (the `j` macro: Postfix's myhostname), not gethostname()
+        authserv_id = ar[0].split(";", 1)[0].strip()
+        assert authserv_id == postfix.pf.main_cf()["myhostname"], (
+            f"{label}: authserv-id {authserv_id!r}, OpenDKIM's default is the MTA's name "
+            f"(macro j = {postfix.pf.main_cf()['myhostname']!r}): {ar[0]}")
         print(f"[{postfix.impl} p{postfix.protocol}] {label}: Authentication-Results:{ar[0]}")
     _unchanged(postfix, good, got_good, ("received", "authentication-results"))
 
@@ -317,3 +323,34 @@ def test_milter_conversation(postfix: Rig, request: pytest.FixtureRequest) -> No
         assert value.startswith(b" ") and not value.startswith(b"  "), value[:20]
     else:
         assert not value.startswith((b" ", b"\t")), value[:20]
+
+
+def test_sendmail_milter_conversation(postfix: Rig, dkimpy: Any,
+                                      request: pytest.FixtureRequest) -> None:
+    """What the milter sees for ``sendmail`` mail (non_smtpd_milters): a second
+    private Postfix (running beside the first) whose non_smtpd_milters goes
+    through a tap to the ``sign`` milter."""
+    tok = _token(request, postfix)
+    tap = ph.MilterTap(("127.0.0.1", postfix.milters["sign"].port)).start()
+    pf = ph.PostfixInstance(postfix.catcher.port, {
+        "smtpd_milters": "",
+        "non_smtpd_milters": f"inet:127.0.0.1:{tap.port}",
+        "milter_protocol": str(postfix.protocol),
+        "milter_default_action": "tempfail",
+    })
+    try:
+        pf.start()
+        pf.sendmail(ph.message(tok).replace(b"\r\n", b"\n"))
+        got = postfix.catcher.wait_for(1, 30, tok.encode())[0].data
+    except (AssertionError, TimeoutError) as e:
+        raise AssertionError(f"{e}\n{pf.describe()}") from None
+    finally:
+        pf.cleanup()
+        tap.stop()
+    _one_signature(postfix, got)
+    _verified(postfix, got, {"dkimpy": dkimpy})
+    macros, conns = tap.macros(), tap.connects()
+    print(f"[{postfix.impl} p{postfix.protocol}] sendmail path: connect {conns}; "
+          f"macros {macros}; negotiation {tap.negotiation()}")
+    assert conns and conns[0].get("address") == "127.0.0.1", conns
+    assert macros.get("E", {}).get("i"), macros
