@@ -206,9 +206,7 @@ def _pattern_entry(
     return PeerEntry(text, where, negated, regex=regex)
 
 
-def _network(
-    body: str, text: str, where: Where, warnings: Warnings
-) -> tuple[Network | None, bool]:
+def _network(body: str, text: str, where: Where, warnings: Warnings) -> tuple[Network | None, bool]:
     """The network an entry names, and whether it was meant as an address at all."""
     address, slash, length = body.partition("/")
     if address.startswith("[") and address.endswith("]"):

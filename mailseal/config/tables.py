@@ -272,6 +272,9 @@ def build_table_signing(
                 f"{entry.key!r} names no key",
                 "write PATTERN KEYNAME[:SIGNER], KEYNAME being a KeyTable name",
             )
+        # OpenDKIM difference: OpenDKIM means to check this at start-up, but its check
+        # skips refile: tables and lines without a signer, so the mistake shows up as a
+        # tempfail for every message that matches the line.
         if keyname != "%" and policy.record(keyname) is None:
             raise ConfigError(
                 entry.where,
