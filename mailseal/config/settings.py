@@ -70,7 +70,9 @@ class MilterConfig:
     nameservers: tuple[str, ...] = ()
 
     # Authentication-Results.
-    authserv_id: str | None = None  # None: the host name (the shell decides)
+    # None: not set (OpenDKIM then uses the MTA's name, the j macro); "HOSTNAME": this
+    # host's name; the shell decides what either becomes.
+    authserv_id: str | None = None
     always_add_ar: bool = False
     keep_auth_results: bool = False
     remove_ar_all: bool = False

@@ -74,11 +74,9 @@ def parse_socket(setting: Setting) -> str:
     raise ConfigError(setting.where, "Socket", f"unknown socket type {kind!r}", _SOCKET_HINT)
 
 
-def parse_authserv_id(setting: Setting) -> str | None:
-    """AuthservID; ``HOSTNAME`` (as in OpenDKIM) means the host's name: None here."""
+def parse_authserv_id(setting: Setting) -> str:
+    """AuthservID, kept as written; ``HOSTNAME`` asks for this host's name (the shell's job)."""
     text = setting.value
-    if text == "HOSTNAME":
-        return None
     if any(c.isspace() or c in ';"()\\' for c in text):
         raise ConfigError(
             setting.where,

@@ -295,7 +295,8 @@ def test_authentication_results_options(conf: ConfDir) -> None:
         and cfg.remove_old_signatures
     )
     assert cfg.remove_ar_from == ("mx.example.com", ".example.net")
-    assert conf.load("AuthservID HOSTNAME\n").authserv_id is None
+    assert conf.load("AuthservID HOSTNAME\n").authserv_id == "HOSTNAME"
+    assert conf.load("").authserv_id is None
     assert "is not a single word" in conf.error("AuthservID mx example\n")
 
 
