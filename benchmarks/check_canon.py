@@ -43,6 +43,9 @@ def random_body(rng: random.Random) -> bytes:
     return b"".join(rng.choice(TOKENS) for _ in range(n // 3 + 1))
 
 
+SLICE_TAILS = [b" \r\n", b"\r\n\r\n", b"  \t \r\nb", b"\r\r\n", b"\n\r\n", b"\t", b"x \r\n\r\n"]
+
+
 def hostile_bodies() -> list[bytes]:
     n = 200_000
     return [
@@ -62,6 +65,8 @@ def hostile_bodies() -> list[bytes]:
         b"  x" * (n // 3),
         b" \r \n" * (n // 4),
         bytes(random.Random(7).choice(b" \t\r\n.") for _ in range(n)),
+        # Around the engine's 64 KB slices of a long chunk.
+        *(b"a" * (65536 - k) + tail * 3 for k in range(4) for tail in SLICE_TAILS),
     ]
 
 
