@@ -82,9 +82,10 @@ def key_file_problems(path: Path, info: os.stat_result, reader: KeyReader) -> li
     problems: list[tuple[str, str]] = []
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid not in (0, reader.uid):
+        allowed = "root" if reader.uid == 0 else f"{reader.name} or root"
         problems.append(
             (
-                f"it belongs to {_user_name(info.st_uid)}, not to {reader.name} or root",
+                f"it belongs to {_user_name(info.st_uid)}, not to {allowed}",
                 f"chown {reader.name} {path}",
             )
         )
