@@ -33,6 +33,7 @@ DEFAULT_SIGN_HEADERS: Final[tuple[str, ...]] = (
     "cc",
     "resent-date",
     "resent-from",
+    "resent-sender",
     "resent-to",
     "resent-cc",
     "in-reply-to",

@@ -154,11 +154,12 @@ def _remove_stale_socket(path: Path) -> None:
         probe.close()
 
 
-def authserv_id_for(cfg: MilterConfig) -> str:
-    """AuthservID, or the host name (also for the value ``HOSTNAME``), as OpenDKIM."""
-    if cfg.authserv_id and cfg.authserv_id.upper() != "HOSTNAME":
-        return cfg.authserv_id
-    return socket.getfqdn() or socket.gethostname()
+def authserv_id_for(cfg: MilterConfig) -> str | None:
+    """AuthservID as opendkim.conf(5) reads it: ``HOSTNAME`` means this host's name;
+    None (unset) lets each session use the MTA's name (the ``j`` macro)."""
+    if cfg.authserv_id and cfg.authserv_id.upper() == "HOSTNAME":
+        return socket.gethostname()
+    return cfg.authserv_id or None
 
 
 @dataclass(slots=True)

@@ -128,9 +128,12 @@ def sender_address(value: bytes) -> str | None:
 class MilterSession:
     """The policy for one milter connection."""
 
-    def __init__(self, cfg: MilterConfig, authserv_id: str) -> None:
+    def __init__(
+        self, cfg: MilterConfig, authserv_id: str | None = None, hostname: str = "localhost"
+    ) -> None:
         self.cfg = cfg
-        self.authserv_id = authserv_id
+        self._authserv_id = authserv_id
+        self.hostname = hostname
         self.events: list[Event] = []
         self.negotiated: codec.Negotiated | None = None
         self.macros: dict[str, str] = {}
@@ -153,6 +156,11 @@ class MilterSession:
 
     def _log(self, level: str, name: str, text: str, **fields: str) -> None:
         self.events.append(Event(level, name, f"{self.queue_id}: {text}", fields))
+
+    @property
+    def authserv_id(self) -> str:
+        """AuthservID if set, else the MTA's name (the ``j`` macro), as opendkim.conf(5) says."""
+        return self._authserv_id or lookup_macro(self.macros, "j") or self.hostname
 
     @property
     def queue_id(self) -> str:
@@ -396,14 +404,14 @@ class MilterSession:
     def _new_header(self, name: bytes, value: bytes) -> Reply:
         """Add a field near the top when the MTA allows it, else at the bottom.
 
-        OpenDKIM compat: index 1 puts it just below the Received: field the MTA
-        itself adds (index 0 would go above it).
+        OpenDKIM compat: index 0, above the Received: field the MTA adds itself
+        (seen from OpenDKIM 2.11 through a recording proxy in front of Postfix).
         """
         if not self.leading_space and value.startswith(b" "):
             value = value[1:]  # the MTA puts the one space back itself
         value = codec.milter_header_value(value)
         if self.negotiated is not None and ActionFlag.CHGHDRS in self.negotiated.actions:
-            return InsertHeader(1, name, value)
+            return InsertHeader(0, name, value)
         return AddHeader(name, value)
 
     def _finish_signing(self, now: int) -> list[Reply]:

@@ -51,10 +51,11 @@ def write_events(events: list[Event], cfg: MilterConfig) -> None:
 class Worker:
     """Serve milter connections from a listening socket until told to stop."""
 
-    def __init__(self, sock: socket.socket, cfg: MilterConfig, authserv_id: str) -> None:
+    def __init__(self, sock: socket.socket, cfg: MilterConfig, authserv_id: str | None) -> None:
         self.sock = sock
         self.cfg = cfg
         self.authserv_id = authserv_id
+        self.hostname = socket.gethostname()
         self.resolver = build_resolver([], list(cfg.nameservers), float(cfg.dns_timeout))
         self.connections: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
@@ -87,7 +88,7 @@ class Worker:
             writer.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = MilterSession(self.cfg, self.authserv_id)
+        session = MilterSession(self.cfg, self.authserv_id, self.hostname)
         decoder = codec.Decoder()
         while not session.closed:
             try:
@@ -131,7 +132,7 @@ class Worker:
             return session.fail_message(cmd, self.cfg.on_internal_error, "internal error")
 
 
-def worker_main(sock: socket.socket, cfg: MilterConfig, authserv_id: str) -> int:
+def worker_main(sock: socket.socket, cfg: MilterConfig, authserv_id: str | None) -> int:
     """Entry point of a forked worker; returns its exit status."""
     try:
         asyncio.run(Worker(sock, cfg, authserv_id).run())
