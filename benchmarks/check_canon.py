@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference_canon import reference  # noqa: E402
+from reference_canon import reference, reference_header  # noqa: E402
 
-from mailseal.dkim.canon import BodyCanonicalizer, BodyHasher, Canon  # noqa: E402
+from mailseal.dkim.canon import BodyCanonicalizer, BodyHasher, Canon, canon_header  # noqa: E402
 
 ALPHABETS = [
     b" \t\r\n",
@@ -111,6 +111,26 @@ def check(body: bytes, rng: random.Random) -> None:
             sys.exit(1)
 
 
+HEADER_TOKENS = [b" ", b"\t", b"\r\n", b"\r", b"\n", b"a", b"B", b":", b"  ", b"\r\n\t", b"\r\n "]
+
+
+def check_headers(rng: random.Random, rounds: int) -> None:
+    fields = [
+        b"X:" + b" " * 100_000 + b"a",
+        b"X:" + b" \t" * 50_000,
+        b"X:" + b"a  " * 30_000,
+        b"X:" + b"\ta" * 50_000,
+        b"X :" + b"\r\n\t" * 50_000,
+    ]
+    for _ in range(rounds * 20):
+        fields.append(b"".join(rng.choice(HEADER_TOKENS) for _ in range(rng.randint(0, 30))))
+    for raw in fields:
+        for canon in Canon:
+            if canon_header(raw, canon) != reference_header(raw, canon is Canon.RELAXED):
+                print(f"MISMATCH header {canon.value} {raw[:200]!r}")
+                sys.exit(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1)
@@ -121,9 +141,11 @@ def main() -> None:
         check(body, rng)
     for _ in range(args.rounds):
         check(random_body(rng), rng)
+    check_headers(rng, args.rounds)
     print(
         f"canonicalization matches the reference: {len(hostile_bodies())} hostile bodies, "
-        f"{args.rounds} random bodies, several chunkings each (seed {args.seed})"
+        f"{args.rounds} random bodies, several chunkings each; "
+        f"{args.rounds * 20} random header fields (seed {args.seed})"
     )
 
 

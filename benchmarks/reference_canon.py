@@ -16,6 +16,8 @@ Semantics it pins down (the engine's documented choices):
 
 from __future__ import annotations
 
+import re
+
 
 def _strip_trailing_crlf(data: bytes) -> bytes:
     end = len(data)
@@ -50,3 +52,12 @@ def reference_relaxed(body: bytes) -> bytes:
 
 def reference(body: bytes, relaxed: bool) -> bytes:
     return reference_relaxed(body) if relaxed else reference_simple(body)
+
+
+def reference_header(raw: bytes, relaxed: bool) -> bytes:
+    """One header field (exact bytes, no final CRLF), canonicalized, with CRLF (§3.4.1, §3.4.2)."""
+    if not relaxed:
+        return raw + b"\r\n"
+    name, colon, value = raw.partition(b":")
+    value = re.sub(rb"[ \t]+", b" ", value.replace(b"\r\n", b""))
+    return name.rstrip(b" \t").lower() + colon + value.strip(b" \t") + b"\r\n"

@@ -37,12 +37,11 @@ def parse_canon(text: str) -> tuple[Canon, Canon]:
         raise CanonError(f"unknown canonicalization {text!r}") from None
 
 
-# Runs of WSP to reduce to one SP in a header value: a tab alone or two or more of
-# SP/HTAB. Each alternative matches at a fixed position without backtracking.
-_WSP_RUN: Final = re.compile(rb"[ \t]{2,}|\t")
+# Runs of two or more SP, to reduce to one in a header value once tabs are SP.
+# It matches at a fixed position without backtracking: linear time.
+_SP_RUN: Final = re.compile(rb" {2,}")
 
 _TAB_TO_SP: Final = bytes.maketrans(b"\t", b" ")
-_CR_TO_SP: Final = bytes.maketrans(b"\r", b" ")
 
 # A body chunk longer than this is canonicalized in slices of this size, which
 # bounds the temporaries and the number of run-halving passes (log2 of it).
@@ -65,8 +64,10 @@ def canon_header(raw: bytes, canon: Canon) -> bytes:
     name = name.rstrip(b" \t").lower()
     if b"\r\n" in value:
         value = value.replace(b"\r\n", b"")
-    if b"\t" in value or b"  " in value:
-        value = _WSP_RUN.sub(b" ", value)
+    if b"\t" in value:
+        value = value.translate(_TAB_TO_SP)
+    if b"  " in value:
+        value = _SP_RUN.sub(b" ", value)
     return name + colon + value.strip(b" \t") + b"\r\n"
 
 
@@ -74,18 +75,16 @@ def _relaxed_segment(seg: bytes) -> bytes:
     """Relaxed body rules on a segment that ends at a line end or at held-back text.
 
     Every run of WSP becomes one SP, then SP before CRLF goes. Only ``bytes``
-    methods, each a linear scan in C: ordinary text costs a translate and one
-    search, text without WSP (base64) one memchr.
+    methods, each a linear scan in C: ordinary text costs two searches, text
+    without WSP (base64) one memchr.
     """
     if b"\t" in seg:
         seg = seg.translate(_TAB_TO_SP)  # a tab is, or is part of, a run: becomes SP
     elif b" " not in seg:
         return seg  # no WSP at all
-    elif b"  " not in seg.translate(_CR_TO_SP):
-        return seg  # no SP SP and no SP CR, so no run and no SP before CRLF: unchanged
     while b"  " in seg:
         seg = seg.replace(b"  ", b" ")  # halves every run; runs are at most _SLICE long
-    return seg.replace(b" \r\n", b"\r\n")
+    return seg.replace(b" \r\n", b"\r\n")  # seg itself when there is none
 
 
 class BodyCanonicalizer:
