@@ -67,6 +67,7 @@ class SignerSpec:
     identity: str | None = None  # i=
     timestamp: bool = True  # write t=
     expire_after: int | None = None  # write x= = t + this many seconds
+    body_length: int | None = None  # sign only this many canonical body bytes, with l=
     extra_tags: tuple[tuple[str, str], ...] = field(default=())
 
     def check(self) -> str:
@@ -88,6 +89,8 @@ class SignerSpec:
             if not name or not name.isascii() or any(c in name for c in ": \t\r\n"):
                 raise SigningError(f"{name!r} is not a header field name")
         # RFC 6376 §3.5: x= "MUST be greater than the value in the t= tag".
+        if self.body_length is not None and self.body_length < 0:
+            raise SigningError(f"the body length limit must not be negative: {self.body_length}")
         if self.expire_after is not None and self.expire_after <= 0:
             raise SigningError(
                 f"the expiry must be a positive number of seconds, not {self.expire_after}"
@@ -231,10 +234,11 @@ class MessageSigner:
             raise SigningError("no signing key given")
         self.specs = tuple(specs)
         self._algorithms = [s.check() for s in self.specs]
-        self._hashers: dict[Canon, BodyHasher] = {}
+        self._hashers: dict[tuple[Canon, int | None], BodyHasher] = {}
         for s in self.specs:
-            if s.body_canon not in self._hashers:
-                self._hashers[s.body_canon] = BodyHasher(s.body_canon)
+            key = (s.body_canon, s.body_length)
+            if key not in self._hashers:
+                self._hashers[key] = BodyHasher(s.body_canon, limit=s.body_length)
 
     def update(self, chunk: bytes) -> None:
         """Feed a body chunk (CRLF line ends)."""
@@ -245,7 +249,8 @@ class MessageSigner:
         """Return the DKIM-Signature fields (CRLF folding, no final CRLF), first spec first."""
         out: list[bytes] = []
         for spec, algorithm in zip(self.specs, self._algorithms, strict=True):
-            bh = base64.b64encode(self._hashers[spec.body_canon].digest()).decode("ascii")
+            hasher = self._hashers[(spec.body_canon, spec.body_length)]
+            bh = base64.b64encode(hasher.digest()).decode("ascii")
             names = select_headers(fields, spec)
             tags: list[tuple[str, str]] = [
                 ("v", "1"),
@@ -260,6 +265,9 @@ class MessageSigner:
                 tags.append(("t", str(now)))
             if spec.expire_after is not None:
                 tags.append(("x", str(now + spec.expire_after)))
+            if spec.body_length is not None:
+                # RFC 6376 §3.5: l= counts the canonicalized body bytes that were hashed.
+                tags.append(("l", str(min(spec.body_length, hasher.length))))
             tags.extend(spec.extra_tags)
             tags += [("h", ":".join(names)), ("bh", bh)]
             unsigned = _fold(SIGNATURE_FIELD, tags)

@@ -190,6 +190,7 @@ class Parent:
         self.stopping = False
         self.reload_wanted = False
         self.restarts: deque[float] = deque()
+        self.restart_total = 0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -273,6 +274,14 @@ class Parent:
                 self.stopping = True
                 return
         self.restarts.append(now)
+        self.restart_total += 1
+        if cfg.auto_restart_count and self.restart_total > cfg.auto_restart_count:
+            log.error(
+                "AutoRestartCount %d reached: stopping",
+                cfg.auto_restart_count,
+                extra={"event": "milter.stop"},
+            )
+            self.stopping = True
 
     # -- reload ----------------------------------------------------------------
 

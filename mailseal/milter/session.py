@@ -24,7 +24,7 @@ from mailseal.dkim.sign import MessageSigner, SignerSpec
 from mailseal.dkim.verify import MessageVerifier, VerifyOptions
 from mailseal.dns.types import Answer, Question
 from mailseal.errors import MilterProtocolError, SigningError
-from mailseal.message.headers import HeaderField
+from mailseal.message.headers import CrlfNormalizer, HeaderField
 from mailseal.milter import codec
 from mailseal.milter.codec import (
     Abort,
@@ -113,6 +113,7 @@ class _Message:
     verifier: MessageVerifier | None = None
     done: bool = False  # decided before end of message: nothing more to do
     final: list[codec.Reply] | None = None  # the end-of-message reply, when decided early
+    fix: CrlfNormalizer | None = None  # FixCRLF state across body chunks
 
 
 def sender_address(value: bytes) -> str | None:
@@ -278,7 +279,7 @@ class MilterSession:
             value = b" " + value
         raw = cmd.name + b":" + value
         m.header_bytes += len(raw) + 2
-        if m.header_bytes > self.cfg.maximum_headers:
+        if self.cfg.maximum_headers and m.header_bytes > self.cfg.maximum_headers:
             m.too_big = True
         elif not m.too_big:
             m.headers.append(HeaderField(raw))
@@ -356,6 +357,7 @@ class MilterSession:
                 oversign=tuple(cfg.oversign_headers),
                 identity=c.identity,
                 expire_after=cfg.signature_ttl,
+                body_length=cfg.maximum_signed_bytes,
             )
             for c in self.msg.choices
         ]
@@ -368,14 +370,24 @@ class MilterSession:
         return self._reply(cmd, Continue())
 
     def _body(self, cmd: Body) -> list[Reply]:
-        m = self.msg
-        if m.done:
-            pass
-        elif m.signer is not None:
-            m.signer.update(cmd.chunk)
-        elif m.verifier is not None:
-            m.verifier.update(cmd.chunk)
+        self._feed(cmd.chunk)
         return self._reply(cmd, Continue())
+
+    def _feed(self, chunk: bytes, last: bool = False) -> None:
+        """Pass body bytes to the signer or verifier (FixCRLF: bare CR/LF made CRLF first)."""
+        m = self.msg
+        if m.done or (m.signer is None and m.verifier is None):
+            return
+        if self.cfg.fix_crlf:
+            if m.fix is None:
+                m.fix = CrlfNormalizer()
+            chunk = m.fix.feed(chunk) + (m.fix.finish() if last else b"")
+        if not chunk:
+            return
+        if m.signer is not None:
+            m.signer.update(chunk)
+        elif m.verifier is not None:
+            m.verifier.update(chunk)
 
     # -- end of message ------------------------------------------------------------
 
@@ -388,13 +400,10 @@ class MilterSession:
                 return m.final
             if m.done or self.skip_connection:
                 return [Continue()]
+            self._feed(cmd.chunk, last=True)
             if m.signer is not None:
-                if cmd.chunk:
-                    m.signer.update(cmd.chunk)
                 return self._finish_signing(now)
             if m.verifier is not None:
-                if cmd.chunk:
-                    m.verifier.update(cmd.chunk)
                 verdict = yield from m.verifier.finish(now)
                 return self._finish_verifying(verdict)
             return [Continue()]
@@ -462,7 +471,9 @@ class MilterSession:
                 value, self.authserv_id, cfg.remove_ar_from
             )
 
-        replies = self._delete_fields("authentication-results", forged)
+        replies = (
+            [] if cfg.keep_auth_results else self._delete_fields("authentication-results", forged)
+        )
         for s in verdict.signatures:
             ok = s.result is DkimResult.PASS
             text = (

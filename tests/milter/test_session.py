@@ -299,3 +299,58 @@ def test_dual_signing_rsa_and_ed25519(tmp_path: Path, keys: dict[str, SigningKey
     ]
     first = HeaderField(delivered.split(b"\r\n")[0] + b"")
     assert first.lname == "dkim-signature"
+
+
+def test_maximum_signed_bytes_writes_l_and_verifies_with_appended_text(
+    tmp_path: Path, keys: dict[str, SigningKey]
+) -> None:
+    cfg = make_config(tmp_path, {"rsa": keys["rsa"]}, "MaximumSignedBytes 5\n")
+    replies = run_message(MilterSession(cfg, "mx"), MESSAGE, zone_for(keys))
+    field = next(r for r in replies if isinstance(r, codec.InsertHeader))
+    assert b" l=5;" in field.value.replace(b"\n\t", b" ")
+    delivered = apply(MESSAGE, replies) + b"appended by a list\r\n"
+    verdict = drive_sync(verify_message(delivered, VerifyOptions(), NOW), zone_for(keys))
+    assert verdict.result.value == "pass"
+
+
+def test_keep_auth_results_leaves_claimed_fields(
+    tmp_path: Path, keys: dict[str, SigningKey]
+) -> None:
+    cfg = make_config(tmp_path, {"rsa": keys["rsa"]}, "KeepAuthResults yes\n")
+    msg = b"Authentication-Results: mx; dkim=pass\r\n" + signed_elsewhere(keys)
+    replies = run_message(MilterSession(cfg, "mx"), msg, zone_for(keys), address="203.0.113.9")
+    assert not [r for r in replies if isinstance(r, codec.ChangeHeader)]
+
+
+def test_fix_crlf_makes_bare_lf_body_verify_like_crlf(
+    tmp_path: Path, keys: dict[str, SigningKey]
+) -> None:
+    cfg = make_config(tmp_path, {"rsa": keys["rsa"]}, "FixCRLF yes\n")
+    bare = MESSAGE.replace(b"Hello Bob,\r\nbye.\r\n", b"Hello Bob,\nbye.\n")
+    replies = run_message(MilterSession(cfg, "mx"), bare, zone_for(keys))
+    verdict = drive_sync(
+        verify_message(apply(MESSAGE, replies), VerifyOptions(), NOW), zone_for(keys)
+    )
+    assert verdict.result.value == "pass"
+
+
+def test_ten_thousand_headers_with_no_header_limit(
+    tmp_path: Path, keys: dict[str, SigningKey]
+) -> None:
+    cfg = make_config(tmp_path, {"rsa": keys["rsa"]}, "MaximumHeaders 0\n")
+    many = b"".join(b"X-Trace-%d: hop\r\n" % i for i in range(10_000)) + MESSAGE
+    replies = run_message(MilterSession(cfg, "mx"), many, zone_for(keys))
+    assert sum(isinstance(r, codec.InsertHeader) for r in replies) == 1
+    verdict = drive_sync(verify_message(apply(many, replies), VerifyOptions(), NOW), zone_for(keys))
+    assert verdict.result.value == "pass"
+
+
+def test_malformed_signature_from_outside_is_a_permerror_not_a_crash(
+    tmp_path: Path, keys: dict[str, SigningKey]
+) -> None:
+    cfg = make_config(tmp_path, {"rsa": keys["rsa"]})
+    msg = b"DKIM-Signature: v=1; a=rsa-sha256; b=!!!; bh=; d=; h=\r\n" + MESSAGE
+    replies = run_message(MilterSession(cfg, "mx"), msg, zone_for(keys), address="203.0.113.9")
+    ar = next(r for r in replies if isinstance(r, codec.InsertHeader))
+    assert b"dkim=permerror" in ar.value
+    assert isinstance(replies[-1], codec.Continue)
