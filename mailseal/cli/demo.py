@@ -1,24 +1,38 @@
-"""``mailseal demo``: a throwaway domain, signed and verified end to end, offline."""
+"""``mailseal demo``: the tutorial's setup for a throwaway domain, signed, verified and served.
+
+It writes what the seed tutorial has an admin write by hand (opendkim.conf,
+KeyTable, SigningTable, TrustedHosts, keys) plus a zone file publishing the
+keys; signs and verifies a sample message offline; then runs ``mailseal
+milter`` on that configuration, pushes a message through it the way Postfix
+would, checks the signature it added, and keeps serving until interrupted.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import click
 
 from mailseal.cli.common import Failure, make_resolver
-from mailseal.dkim.keys import KeyType, generate_key, private_pem
+from mailseal.dkim.keys import KeyType, SigningKey, generate_key, private_pem
+from mailseal.dkim.results import MessageVerdict
 from mailseal.dkim.sign import SignerSpec, sign_message
 from mailseal.dkim.verify import VerifyOptions, verify_message
 from mailseal.dns.drive import drive
 from mailseal.message.headers import to_crlf
 
-DOMAIN = "example.com"
+DOMAIN: Final = "example.com"
+TUTORIAL_PORT: Final = 12145
 
 
 def zone_text(domain: str, records: list[tuple[str, str]]) -> str:
@@ -53,56 +67,66 @@ then verified against a zone file holding the published public keys.
     return to_crlf(text.encode("utf-8"))
 
 
-@click.command("demo")
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write the demo's files here (default: a new directory under the temp dir).",
-)
-def demo_command(directory: Path | None) -> None:
-    """Sign and verify a message for a throwaway domain, with no network needed.
+@dataclass(frozen=True, slots=True)
+class DemoSetup:
+    root: Path
+    config: Path
+    zone: Path
+    keys: tuple[tuple[str, SigningKey], ...]  # (selector, key)
+    socket: str
 
-    Makes an RSA-2048 and an Ed25519 key, a zone file publishing both, a
-    sample message signed with both keys, and verifies it against the zone.
-    The files stay in the directory printed, ready for `mailseal verify --zone`.
-    """
-    if directory is None:
-        directory = Path(tempfile.mkdtemp(prefix="mailseal-demo-"))
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
-    except OSError as exc:
-        raise Failure(f"cannot use {directory}: {exc.strerror or exc}") from None
-    now = int(time.time())
-    rsa_key, ed_key = generate_key(KeyType.RSA, 2048), generate_key(KeyType.ED25519)
-    keys = [("rsa", rsa_key), ("ed", ed_key)]
+
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens there on 127.0.0.1, else a free port."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise Failure("no free TCP port on 127.0.0.1")
+
+
+def write_setup(root: Path, port: int) -> DemoSetup:
+    """The tutorial's files for DOMAIN, RSA (selector mail) and Ed25519 (selector ed)."""
+    keydir = root / "keys" / DOMAIN
+    keydir.mkdir(parents=True, exist_ok=True)
+    for d in (root, root / "keys", keydir):
+        d.chmod(0o700)
+    keys = (("mail", generate_key(KeyType.RSA, 2048)), ("ed", generate_key(KeyType.ED25519)))
     for sel, key in keys:
-        path = directory / f"{sel}.private"
+        path = keydir / f"{sel}.private"
         path.write_bytes(private_pem(key))
         path.chmod(0o600)
-    zone = directory / f"{DOMAIN}.zone"
+    (root / "TrustedHosts").write_text("127.0.0.1\nlocalhost\n::1\n")
+    (root / "KeyTable").write_text(
+        f"mail._domainkey.{DOMAIN} {DOMAIN}:mail:{keydir}/mail.private\n"
+        f"ed._domainkey.{DOMAIN} {DOMAIN}:ed:{keydir}/ed.private:ed25519-sha256\n"
+    )
+    (root / "SigningTable").write_text(
+        f"*@{DOMAIN} mail._domainkey.{DOMAIN}\n*@{DOMAIN} ed._domainkey.{DOMAIN}\n"
+    )
+    spec = f"inet:{port}@127.0.0.1"
+    config = root / "opendkim.conf"
+    config.write_text(
+        "# The seed tutorial's opendkim.conf, for a throwaway domain.\n"
+        "Syslog no\nUMask 002\nCanonicalization relaxed/simple\nMode sv\n"
+        "SignatureAlgorithm rsa-sha256\nAutoRestart yes\nAutoRestartRate 10/1h\n"
+        f"Socket {spec}\n"
+        f"ExternalIgnoreList refile:{root}/TrustedHosts\n"
+        f"InternalHosts refile:{root}/TrustedHosts\n"
+        f"KeyTable refile:{root}/KeyTable\nSigningTable refile:{root}/SigningTable\n"
+        "MultipleSignatures yes\nOversignHeaders From\nSyslogSuccess yes\n"
+    )
+    zone = root / f"{DOMAIN}.zone"
     zone.write_text(
         zone_text(DOMAIN, [(f"{sel}._domainkey", key.public_record()) for sel, key in keys])
     )
-    message = sample_message(DOMAIN, now)
-    specs = [SignerSpec(key, DOMAIN, sel) for sel, key in keys]
-    signed = b"".join(f + b"\r\n" for f in sign_message(message, specs, now)) + message
-    signed_path = directory / "signed.eml"
-    signed_path.write_bytes(signed)
+    return DemoSetup(root, config, zone, keys, spec)
 
-    click.secho(f"Demo domain {DOMAIN}, files in {directory}", bold=True)
-    click.echo(f"  keys:           {directory}/rsa.private, {directory}/ed.private (mode 0600)")
-    click.echo(f"  zone file:      {zone}")
-    click.echo(f"  signed message: {signed_path}\n")
-    click.secho("Zone file (the DNS records to publish):", bold=True)
-    click.echo(zone.read_text())
-    click.secho("Signed message:", bold=True)
-    click.echo(signed.decode("utf-8").replace("\r\n", "\n"))
 
-    resolver = make_resolver((zone,), (), 5.0)
-    verdict = asyncio.run(drive(verify_message(signed, VerifyOptions(), now), resolver))
-    click.secho("Verification against the zone file:", bold=True)
+def show_verdict(verdict: MessageVerdict) -> None:
     for s in verdict.signatures:
         colour = "green" if s.result.value == "pass" else "red"
         reason = f" ({s.reason})" if s.result.value != "pass" or s.testing else ""
@@ -110,8 +134,144 @@ def demo_command(directory: Path | None) -> None:
             f"  dkim={click.style(s.result.value, fg=colour)} d={s.domain} s={s.selector} "
             f"a={s.algorithm}{reason}"
         )
+
+
+def offline_round(setup: DemoSetup, now: int) -> bool:
+    """Sign the sample with both keys and verify it against the zone file."""
+    message = sample_message(DOMAIN, now)
+    specs = [SignerSpec(key, DOMAIN, sel) for sel, key in setup.keys]
+    signed = b"".join(f + b"\r\n" for f in sign_message(message, specs, now)) + message
+    signed_path = setup.root / "signed.eml"
+    signed_path.write_bytes(signed)
+    click.secho("Zone file (the DNS records to publish):", bold=True)
+    click.echo(setup.zone.read_text())
+    click.secho("Signed message:", bold=True)
+    click.echo(signed.decode("utf-8").replace("\r\n", "\n"))
+    resolver = make_resolver((setup.zone,), (), 5.0)
+    verdict = asyncio.run(drive(verify_message(signed, VerifyOptions(), now), resolver))
+    click.secho("Verification against the zone file:", bold=True)
+    show_verdict(verdict)
     click.echo(
-        f"\nTry it yourself:\n  mailseal verify --zone {zone} {signed_path}\n"
-        f"  sed 's/Hello/Jello/' {signed_path} | mailseal verify --zone {zone} -"
+        f"\nTry it yourself:\n  mailseal verify --zone {setup.zone} {signed_path}\n"
+        f"  sed 's/Hello/Jello/' {signed_path} | mailseal verify --zone {setup.zone} -\n"
     )
-    raise SystemExit(0 if verdict.result.value == "pass" else 1)
+    return verdict.result.value == "pass"
+
+
+def start_milter(setup: DemoSetup) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailseal", "milter", "-f", "-x", str(setup.config)],
+        stdin=subprocess.DEVNULL,
+    )
+    port = int(setup.socket.split(":")[1].split("@")[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Failure(f"the milter stopped at start (exit {proc.returncode}); see above")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise Failure("the milter did not start listening within 30 s")
+
+
+async def through_milter(setup: DemoSetup, now: int) -> MessageVerdict:
+    """Send the sample through the milter as Postfix would; verify what it added."""
+    from mailseal.message.headers import split_fields
+    from mailseal.milter.client import MilterClient
+
+    message = sample_message(DOMAIN, now)
+    head, _, body = message.partition(b"\r\n\r\n")
+    fields = split_fields(head + b"\r\n")
+    client = MilterClient(timeout=10)
+    await client.connect(setup.socket)
+    await client.negotiate(version=6)
+    result = await client.send_message(
+        headers=[(f.name, f.value) for f in fields], body=body, mail_from=f"<sender@{DOMAIN}>"
+    )
+    await client.quit()
+    added = b"".join(
+        h.name + b":" + h.value.replace(b"\n", b"\r\n") + b"\r\n"
+        for h in reversed(result.inserted_headers)
+    )
+    resolver = make_resolver((setup.zone,), (), 5.0)
+    return await drive(verify_message(added + message, VerifyOptions(), now), resolver)
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the demo's files here (default: a new directory under the temp dir).",
+)
+@click.option("--offline", is_flag=True, help="Only sign and verify; do not run the milter.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0),
+    metavar="N",
+    help="Stop the milter after N seconds (default: run until Ctrl-C).",
+)
+def demo_command(directory: Path | None, offline: bool, seconds: float | None) -> None:
+    """Set up DKIM for a throwaway domain as the tutorial does, and run the milter on it.
+
+    Writes opendkim.conf, KeyTable, SigningTable, TrustedHosts, an RSA-2048 and
+    an Ed25519 key and a zone file publishing both; signs and verifies a sample
+    message offline; then starts `mailseal milter` on that configuration
+    (inet:12145@127.0.0.1, the tutorial's port, or a free one), sends a message
+    through it as Postfix would and verifies the signatures it adds. The
+    milter keeps serving until Ctrl-C, ready for Postfix's smtpd_milters.
+    """
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="mailseal-demo-"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Failure(f"cannot use {directory}: {exc.strerror or exc}") from None
+    setup = write_setup(directory, free_port(TUTORIAL_PORT))
+    now = int(time.time())
+    click.secho(f"Demo domain {DOMAIN}, files in {directory}", bold=True)
+    for name in ("opendkim.conf", "KeyTable", "SigningTable", "TrustedHosts"):
+        click.echo(f"  {name + ':':15} {directory / name}")
+    click.echo(f"  {'keys:':15} {directory}/keys/{DOMAIN}/{{mail,ed}}.private (mode 0600)")
+    click.echo(f"  {'zone file:':15} {setup.zone}\n")
+    ok = offline_round(setup, now)
+    if offline or not ok:
+        raise SystemExit(0 if ok else 1)
+
+    click.secho(f"Starting the milter: mailseal milter -f -x {setup.config}", bold=True)
+    proc = start_milter(setup)
+    try:
+        verdict = asyncio.run(through_milter(setup, now))
+        click.secho("A message sent through the milter, as Postfix would:", bold=True)
+        show_verdict(verdict)
+        if verdict.result.value != "pass" or len(verdict.signatures) != 2:
+            raise SystemExit(1)
+        port = setup.socket.split(":")[1].split("@")[0]
+        click.echo(
+            "\nThe milter is serving. To use it from Postfix, add to main.cf:\n"
+            f"  smtpd_milters = inet:localhost:{port}\n"
+            "  non_smtpd_milters = $smtpd_milters\n"
+            "  milter_default_action = tempfail\n"
+            "and publish the records of the zone file above in your domain's DNS.\n"
+        )
+        click.echo("Press Ctrl-C to stop." if seconds is None else f"Stopping in {seconds:g} s.")
+        try:
+            proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    raise SystemExit(0)
+
+
+__all__ = ["demo_command", "zone_text"]

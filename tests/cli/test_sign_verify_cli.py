@@ -227,14 +227,18 @@ def test_message_without_from(setup: dict[str, Path]) -> None:
 
 
 def test_python_dash_m_and_demo(tmp_path: Path) -> None:
+    """The README's main job: the tutorial's files, offline sign+verify, then the live milter."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mailseal", "demo", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "mailseal", "demo", "--dir", str(tmp_path), "--seconds", "0"],
         capture_output=True,
-        timeout=60,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode()
-    assert out.count("dkim=pass") == 2
+    assert out.count("dkim=pass") == 4  # two signatures offline, two added by the milter
+    assert "A message sent through the milter, as Postfix would:" in out
+    for name in ("opendkim.conf", "KeyTable", "SigningTable", "TrustedHosts"):
+        assert (tmp_path / name).is_file()
     signed = (tmp_path / "signed.eml").read_bytes()
     assert b"DKIM-Signature" in signed
     proc = subprocess.run(
@@ -254,3 +258,9 @@ def test_python_dash_m_and_demo(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["result"] == "fail"
+
+
+def test_demo_offline(tmp_path: Path) -> None:
+    code, out, err = run("demo", "--dir", str(tmp_path), "--offline")
+    assert code == 0, err
+    assert out.count("dkim=pass") == 2 and "Starting the milter" not in out
