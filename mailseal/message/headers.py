@@ -34,7 +34,8 @@ class HeaderField:
     @property
     def lname(self) -> str:
         """The field name lower-cased, as text, for comparisons."""
-        return self.name.decode("latin-1").lower()
+        # Same as self.name, inlined: this runs for every field on every message.
+        return self.raw.partition(b":")[0].rstrip(b" \t").decode("latin-1").lower()
 
     @property
     def value(self) -> bytes:
@@ -125,22 +126,30 @@ class MessageSplitter:
         """Take a chunk; return the part of it that is body (empty until the headers end)."""
         if self.fields is not None:
             return chunk
-        start = max(0, len(self._buf) - 3)
-        self._buf += chunk
-        if self._buf.startswith(b"\r\n"):  # no header fields at all
+        data: bytes | bytearray
+        if self._buf:
+            start = max(0, len(self._buf) - 3)
+            self._buf += chunk
+            data = self._buf
+        else:
+            # Nothing held yet: look in the chunk itself, so that a whole message
+            # fed at once is not copied into the buffer and out again.
+            start, data = 0, chunk
+        if data.startswith(b"\r\n"):  # no header fields at all
             self.fields = []
-            body = bytes(self._buf[2:])
             self._buf = bytearray()
-            return body
-        end = self._buf.find(b"\r\n\r\n", start)
+            return bytes(data[2:])
+        end = data.find(b"\r\n\r\n", start)
         if end < 0:
-            if len(self._buf) > self.max_header_bytes:
+            if len(data) > self.max_header_bytes:
                 raise MessageError(f"header block is larger than {self.max_header_bytes} bytes")
+            if data is chunk:
+                self._buf += chunk
             return b""
         if end > self.max_header_bytes:
             raise MessageError(f"header block is larger than {self.max_header_bytes} bytes")
-        self.fields = split_fields(bytes(self._buf[: end + 2]))
-        body = bytes(self._buf[end + 4 :])
+        self.fields = split_fields(bytes(data[: end + 2]))
+        body = bytes(data[end + 4 :])
         self._buf = bytearray()
         return body
 
