@@ -9,6 +9,7 @@ and answers the questions (see ``dns.drive``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,13 @@ KeyLookup = KeyRecord | tuple[DkimResult, str]
 NO_KEY: Final = "no key record at "
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_key_record(text: str) -> KeyRecord:
+    """parse_key_record, remembered by record text: loading the public key is most of
+    its cost, and one domain's key verifies many messages. Errors are not cached."""
+    return parse_key_record(text)
+
+
 def fetch_key(selector: str, domain: str) -> Generator[Question, Answer, KeyLookup]:
     """Get the key record for a signature (RFC 6376 §3.6.2.2; failures per §6.1.2).
 
@@ -66,7 +74,7 @@ def fetch_key(selector: str, domain: str) -> Generator[Question, Answer, KeyLook
     first_error = ""
     for text in answer.records:
         try:
-            return parse_key_record(text)
+            return _parse_key_record(text)
         except KeyRecordError as exc:
             first_error = first_error or str(exc)
     return DkimResult.PERMERROR, first_error
