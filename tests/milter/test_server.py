@@ -269,3 +269,39 @@ def test_version_flag() -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and "mailseal milter" in proc.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_workers_run_as_userid(milter: Milter) -> None:
+    milter.write_config("UserID nobody\n")
+    milter.start()
+    for pid in milter.worker_pids():
+        status = Path(f"/proc/{pid}/status").read_text()
+        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        assert uid_line.split()[1:] == [str(65534)] * 4, uid_line
+    # Keys were read by the root parent; the workers sign without file access.
+    assert asyncio.run(sign_once(milter.spec)).name == b"DKIM-Signature"
+
+
+def test_sigterm_lets_open_connections_finish_their_messages(milter: Milter) -> None:
+    milter.start()
+
+    async def interrupted_message() -> codec.InsertHeader:
+        c = MilterClient(timeout=20)
+        await c.connect(milter.spec)
+        await c.negotiate(version=6)
+        assert c._writer is not None
+        # Start the message by hand, stop the milter, then finish it.
+        c._writer.write(codec.encode_command(codec.MailFrom(("<alice@example.com>",))))
+        for name, value in HEADERS:
+            c._writer.write(codec.encode_command(codec.Header(name, value)))
+        await c._writer.drain()
+        milter.signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        result = await c.send_message(headers=HEADERS, body=b"late body\r\n")
+        await c.quit()
+        [field] = result.inserted_headers
+        return field
+
+    assert asyncio.run(interrupted_message()).name == b"DKIM-Signature"
+    assert milter.stop() == 0

@@ -354,3 +354,27 @@ def test_malformed_signature_from_outside_is_a_permerror_not_a_crash(
     ar = next(r for r in replies if isinstance(r, codec.InsertHeader))
     assert b"dkim=permerror" in ar.value
     assert isinstance(replies[-1], codec.Continue)
+
+
+@pytest.mark.parametrize(
+    ("extra", "macros", "signed"),
+    [
+        ("MTA submission\n", {"{daemon_name}": "submission"}, True),
+        ("MTA submission\n", {"{daemon_name}": "smtpd"}, False),
+        ("MacroList {auth_authen}\n", {"{auth_authen}": "alice"}, True),
+        ("MacroList daemon_name=ORIGINATING|MSA\n", {"{daemon_name}": "MSA"}, True),
+        ("MacroList daemon_name=ORIGINATING|MSA\n", {"{daemon_name}": "MX"}, False),
+    ],
+)
+def test_mta_names_and_macro_list_make_a_client_internal(
+    tmp_path: Path,
+    keys: dict[str, SigningKey],
+    extra: str,
+    macros: dict[str, str],
+    signed: bool,
+) -> None:
+    cfg = make_config(tmp_path, {"rsa": keys["rsa"]}, extra)
+    session = MilterSession(cfg, "mx")
+    replies = run_message(session, MESSAGE, zone_for(keys), address="203.0.113.9", macros=macros)
+    names = [r.name for r in replies if isinstance(r, codec.InsertHeader)]
+    assert names == ([b"DKIM-Signature"] if signed else [])  # unsigned mail: no AR by default
