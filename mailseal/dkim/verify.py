@@ -8,6 +8,7 @@ and answers the questions (see ``dns.drive``).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
@@ -137,14 +138,13 @@ class MessageVerifier:
         for f in self.fields:
             if f.lname != "dkim-signature":
                 continue
-            labels = read_labels(f.value)
-            p = _Pending(f, labels)
-            self._pending.append(p)
             if evaluated >= options.max_signatures:
+                p = _Pending(f, read_labels(f.value))
                 p.verdict = self._verdict(p, DkimResult.NEUTRAL, "not evaluated")
-                continue
-            evaluated += 1
-            self._prepare(p)
+            else:
+                evaluated += 1
+                p = self._prepare(f)
+            self._pending.append(p)
 
     def _verdict(
         self, p: _Pending, result: DkimResult, reason: str, rec: KeyRecord | None = None
@@ -161,16 +161,21 @@ class MessageVerifier:
             key_bits=rec.bits if rec and not rec.revoked else None,
         )
 
-    def _prepare(self, p: _Pending) -> None:
+    def _prepare(self, f: HeaderField) -> _Pending:
         try:
-            sig = parse_signature(p.field.value)
+            sig = parse_signature(f.value)
         except SignatureError as exc:
+            # Best effort d=, s=, a= for the report of a field that does not parse.
+            p = _Pending(f, read_labels(f.value))
             p.verdict = self._verdict(p, DkimResult.PERMERROR, str(exc))
-            return
-        p.sig = sig
+            return p
+        # The first 6 bytes of b= encode to its first 8 base64 characters (header.b).
+        b_prefix = base64.b64encode(sig.signature[:6]).decode("ascii")
+        p = _Pending(f, SignatureLabels(sig.domain, sig.selector, sig.algorithm, b_prefix), sig)
         p.hasher_key = (sig.body_canon, sig.hash_name, sig.length)
         if p.hasher_key not in self._hashers:
             self._hashers[p.hasher_key] = BodyHasher(sig.body_canon, sig.hash_name, sig.length)
+        return p
 
     @property
     def signature_count(self) -> int:
