@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mailseal import __version__
+from mailseal.cli.bench import bench_command
 from mailseal.cli.demo import demo_command
 from mailseal.cli.milter import milter_command
 from mailseal.cli.sign import sign_command
@@ -21,6 +22,7 @@ cli.add_command(sign_command)
 cli.add_command(verify_command)
 cli.add_command(demo_command)
 cli.add_command(milter_command)
+cli.add_command(bench_command)
 
 
 def main() -> None:
