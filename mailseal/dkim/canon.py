@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import importlib
+import os
 import re
 from collections.abc import Callable
 from typing import Final
@@ -71,7 +73,7 @@ def canon_header(raw: bytes, canon: Canon) -> bytes:
     return name + colon + value.strip(b" \t") + b"\r\n"
 
 
-def _relaxed_segment(seg: bytes) -> bytes:
+def _relaxed_segment_py(seg: bytes) -> bytes:
     """Relaxed body rules on a segment that ends at a line end or at held-back text.
 
     Every run of WSP becomes one SP, then SP before CRLF goes. Only ``bytes``
@@ -85,6 +87,30 @@ def _relaxed_segment(seg: bytes) -> bytes:
     while b"  " in seg:
         seg = seg.replace(b"  ", b" ")  # halves every run; runs are at most _SLICE long
     return seg.replace(b" \r\n", b"\r\n")  # seg itself when there is none
+
+
+def _load_accelerator() -> Callable[[bytes], bytes] | None:
+    """The C version of :func:`_relaxed_segment_py` (same output), if it was built.
+
+    ``mailseal.dkim._canon`` is an optional extension (setup.py): without a C
+    compiler it is not built and the Python version is used. MAILSEAL_PURE_PYTHON=1
+    forces the Python version (tests, benchmarks).
+    """
+    if os.environ.get("MAILSEAL_PURE_PYTHON") == "1":
+        return None
+    try:
+        module = importlib.import_module("mailseal.dkim._canon")
+    except ImportError:
+        return None
+    fn: Callable[[bytes], bytes] = module.relaxed_segment
+    return fn
+
+
+_accelerated: Final = _load_accelerator()
+#: The relaxed body transform in use (BodyCanonicalizer looks it up at each call).
+_relaxed_segment: Callable[[bytes], bytes] = _accelerated or _relaxed_segment_py
+#: Which implementation of the relaxed body transform this process uses: "C" or "Python".
+RELAXED_IMPLEMENTATION: Final = "C" if _accelerated is not None else "Python"
 
 
 class BodyCanonicalizer:
