@@ -7,6 +7,7 @@ import click
 from mailseal import __version__
 from mailseal.cli.bench import bench_command
 from mailseal.cli.demo import demo_command
+from mailseal.cli.genkey import genkey_command
 from mailseal.cli.milter import milter_command
 from mailseal.cli.sign import sign_command
 from mailseal.cli.verify import verify_command
@@ -23,6 +24,7 @@ cli.add_command(verify_command)
 cli.add_command(demo_command)
 cli.add_command(milter_command)
 cli.add_command(bench_command)
+cli.add_command(genkey_command)
 
 
 def main() -> None:
