@@ -10,6 +10,7 @@ from mailseal.cli.demo import demo_command
 from mailseal.cli.genkey import genkey_command
 from mailseal.cli.milter import milter_command
 from mailseal.cli.sign import sign_command
+from mailseal.cli.testkey import testkey_command
 from mailseal.cli.verify import verify_command
 
 
@@ -25,6 +26,8 @@ cli.add_command(demo_command)
 cli.add_command(milter_command)
 cli.add_command(bench_command)
 cli.add_command(genkey_command)
+cli.add_command(genkey_command)
+cli.add_command(testkey_command)
 
 
 def main() -> None:
