@@ -7,6 +7,7 @@ import click
 from mailseal import __version__
 from mailseal.cli.bench import bench_command
 from mailseal.cli.demo import demo_command
+from mailseal.cli.dmarc import dmarc_group
 from mailseal.cli.genkey import genkey_command
 from mailseal.cli.milter import milter_command
 from mailseal.cli.sign import sign_command
@@ -28,6 +29,9 @@ cli.add_command(bench_command)
 cli.add_command(genkey_command)
 cli.add_command(genkey_command)
 cli.add_command(testkey_command)
+cli.add_command(genkey_command)
+cli.add_command(testkey_command)
+cli.add_command(dmarc_group)
 
 
 def main() -> None:
