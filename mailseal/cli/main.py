@@ -11,6 +11,7 @@ from mailseal.cli.dmarc import dmarc_group
 from mailseal.cli.genkey import genkey_command
 from mailseal.cli.milter import milter_command
 from mailseal.cli.sign import sign_command
+from mailseal.cli.spf import spf_command
 from mailseal.cli.testkey import testkey_command
 from mailseal.cli.verify import verify_command
 
@@ -25,6 +26,7 @@ cli.add_command(sign_command)
 cli.add_command(verify_command)
 cli.add_command(demo_command)
 cli.add_command(milter_command)
+cli.add_command(spf_command)
 cli.add_command(bench_command)
 cli.add_command(genkey_command)
 cli.add_command(genkey_command)
