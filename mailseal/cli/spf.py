@@ -11,10 +11,42 @@ from typing import Any
 import click
 
 from mailseal.cli.common import Failure, dns_options, make_resolver
-from mailseal.dns.drive import drive
+from mailseal.dns.drive import AsyncResolver, drive
+from mailseal.dns.types import Answer, Question, Status
 from mailseal.spf.eval import DEFAULT_LIMITS, SpfCheck, check_helo, check_mailfrom
 from mailseal.spf.lookup import client_address
 from mailseal.spf.results import Identity, SpfVerdict
+
+#: RFC 7208 §4.6.4: "MTAs or other processors SHOULD impose a limit on the maximum
+#: amount of elapsed time to evaluate check_host(). Such a limit SHOULD allow at
+#: least 20 seconds. If such a limit is exceeded, the result of authorization
+#: SHOULD be "temperror"."
+MIN_CHECK_SECONDS = 20.0
+
+
+class _Deadline:
+    """Answer TIMEOUT to every question once the check has run out of time.
+
+    The engine then ends in temperror by its own rules (and the ptr
+    mechanism, %{p} and exp= give up as they do on any DNS failure), with
+    its counts intact.
+    """
+
+    def __init__(self, resolver: AsyncResolver, seconds: float) -> None:
+        self.resolver = resolver
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    async def ask(self, question: Question) -> Answer:
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            try:
+                async with asyncio.timeout(left):
+                    return await self.resolver.ask(question)
+            except TimeoutError:
+                pass
+        detail = f"the SPF check ran out of time ({self.seconds:g} s)"
+        return Answer(question, Status.TIMEOUT, detail=detail)
 
 
 def _text_lines(verdict: SpfVerdict, identity: Identity) -> list[str]:
@@ -90,7 +122,8 @@ def spf_command(
     else:
         assert sender is not None
         check = check_mailfrom(address, sender, helo, receiver=receiver, now=now)
-    verdict = asyncio.run(drive(check, resolver))
+    budget = max(MIN_CHECK_SECONDS, 4 * dns_timeout)
+    verdict = asyncio.run(drive(check, _Deadline(resolver, budget)))
     if as_json:
         click.echo(json.dumps(verdict.to_json()))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,6 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from mailseal.cli.main import cli
+from mailseal.cli.spf import MIN_CHECK_SECONDS, _Deadline
+from mailseal.dns.drive import drive
+from mailseal.dns.types import Answer, Question, Status
+from mailseal.spf import check_host
 
 ZONE = """\
 example.com. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 include:_spf.example.net -all exp=why.example.com"
@@ -167,3 +172,20 @@ def test_installed_entry_point(zone: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["result"] == "pass"
+
+
+def test_check_time_limit_turns_later_questions_into_timeouts() -> None:
+    """RFC 7208 §4.6.4: a time limit on the whole check, its excess a temperror."""
+
+    class Slow:
+        async def ask(self, question: Question) -> Answer:
+            await asyncio.sleep(0.2)
+            record = "v=spf1 a:a1.example a:a2.example -all"
+            return Answer(question, Status.OK, (record,) if question.rdtype.value == "TXT" else ())
+
+    started = time.monotonic()
+    check = check_host("192.0.2.1", "example.com", "a@example.com")
+    verdict = asyncio.run(drive(check, _Deadline(Slow(), 0.3)))
+    assert verdict.result.value == "temperror" and "ran out of time" in verdict.reason
+    assert verdict.lookups == 1 and time.monotonic() - started < 1.0
+    assert MIN_CHECK_SECONDS >= 20
