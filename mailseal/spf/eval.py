@@ -64,6 +64,9 @@ from mailseal.spf.record import (
 from mailseal.spf.results import SpfResult, SpfVerdict
 
 SpfCheck = Generator[Question, Answer, SpfVerdict]
+#: Includes and redirects nested deeper than this are a permerror whatever the
+#: lookup limit is set to (each level is a nested generator).
+MAX_DEPTH: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,6 +461,8 @@ class _Check:
         self, term: str, inner: Generator[Question, Answer, _Outcome]
     ) -> Generator[Question, Answer, _Outcome]:
         """Run a nested evaluation; errors inside it say they came through ``term``."""
+        if len(self._path) >= MAX_DEPTH:
+            raise self._stop(SpfResult.PERMERROR, f"{term}: nested more than {MAX_DEPTH} deep")
         self._path.append(term)
         try:
             return (yield from inner)

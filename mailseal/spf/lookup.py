@@ -93,7 +93,9 @@ def question(name: str, rdtype: RdType) -> Question:
     Question names are presentation text, where ``\\`` starts an escape; macro
     expansion can put any visible character in a name (RFC 7208 §7.1).
     """
-    return Question(name.rstrip(".").replace("\\", "\\\\"), rdtype)
+    text = name.rstrip(".").replace("\\", "\\\\")
+    # "@" alone means the origin in presentation text; here it is a label.
+    return Question("\\@" if text == "@" else text, rdtype)
 
 
 def address_type(ip: IPAddress) -> RdType:

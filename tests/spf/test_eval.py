@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailseal.spf import (
     SpfLimits,
@@ -456,3 +458,75 @@ def test_helo_identity() -> None:
 def test_bad_client_ip_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         StaticDns({}).run(check_host("not-an-ip", "example.com", "a@example.com"))
+
+
+def test_at_sign_alone_is_a_label_not_the_origin() -> None:
+    dns = StaticDns({"example.com": record("v=spf1 a:%{l}.x.example -all")})
+    dns.run(check_host("192.0.2.7", "example.com", "@@example.com"))
+    assert dns.asked[-1] == ("@.x.example", "A")
+
+
+def test_nesting_is_bounded_whatever_the_lookup_limit() -> None:
+    dns = StaticDns({"loop.example": record("v=spf1 include:loop.example")})
+    limits = SpfLimits(lookups=10_000)
+    verdict = dns.run(check_host("192.0.2.7", "loop.example", "a@loop.example", limits=limits))
+    assert verdict.result is PERMERROR and "nested more than 64 deep" in verdict.reason
+
+
+# -- properties ----------------------------------------------------------------
+
+_NAMES = ["a.example", "b.example", "c.example", "nx.example"]
+_term = st.one_of(
+    st.sampled_from(
+        [
+            "a",
+            "mx",
+            "ptr",
+            "-all",
+            "~all",
+            "?all",
+            "ip4:192.0.2.0/25",
+            "ip6:2001:db8::/33",
+            "exists:%{i}.x.example",
+            "a:%{d}",
+            "mx/24//64",
+            "ptr:example",
+            "exp=e.example",
+        ]
+    ),
+    st.builds(
+        lambda q, n: f"{q}include:{n}",
+        st.sampled_from(["", "-", "~", "?"]),
+        st.sampled_from(_NAMES),
+    ),
+    st.builds(lambda n: f"redirect={n}", st.sampled_from(_NAMES)),
+    st.builds(lambda n: f"a:{n}", st.sampled_from(_NAMES)),
+)
+_record = st.lists(_term, max_size=8).map(lambda terms: "v=spf1 " + " ".join(terms))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.fixed_dictionaries({n: _record for n in _NAMES[:3]}),
+    ip=st.sampled_from(["192.0.2.1", "192.0.2.200", "2001:db8::1", "::ffff:192.0.2.1"]),
+    fail=st.sampled_from([None, "b.example", "c.example"]),
+)
+def test_any_policy_gives_a_verdict_within_the_limits(
+    records: dict[str, str], ip: str, fail: str | None
+) -> None:
+    data = {
+        name: {"TXT": [text], "A": ["192.0.2.1"], "MX": ["10 b.example"]}
+        for name, text in records.items()
+    }
+    data["e.example"] = {"TXT": ["%{i} %{c} %{p}"]}
+    data["1.2.0.192.in-addr.arpa"] = {"PTR": ["a.example"]}
+    dns = StaticDns(data, fail={fail: Status.TIMEOUT} if fail else None)
+    verdict = dns.run(check_host(ip, "a.example", "x@a.example"))
+    assert verdict.lookups <= 11 and verdict.void_lookups <= 3
+    if verdict.lookups == 11 or verdict.void_lookups == 3:
+        assert verdict.result is PERMERROR
+    if verdict.explanation is not None:
+        assert verdict.result is FAIL
+    if verdict.result in (PASS, FAIL, SOFTFAIL):
+        assert verdict.mechanism is not None
+    assert all(rdtype in {"TXT", "A", "AAAA", "MX", "PTR"} for _, rdtype in dns.asked)

@@ -157,3 +157,11 @@ def test_suite_is_complete() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
     by_path = sum(1 for s in SCENARIOS if s.has_timeouts)
     assert by_path == 5  # the scenarios that need a server that does not answer
+
+
+def test_json_matches_the_yaml() -> None:
+    """The JSON the tests read holds what the vendored YAML says (where PyYAML is installed)."""
+    yaml = pytest.importorskip("yaml")
+    with (rfc7208.VECTORS / "rfc7208-tests.yml").open("rb") as stream:
+        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
+    assert json.loads(rfc7208.SUITE_JSON.read_text(encoding="ascii")) == documents
