@@ -8,10 +8,14 @@
  * very same bytes object is returned. The chunking and the carry of a trailing
  * CR or WSP across chunks stay in Python (BodyCanonicalizer).
  *
- * One pass, no allocation when nothing changes. Bytes without anything to
- * change are skipped 16 at a time with SSE2 where the compiler targets it
- * (every x86-64), one at a time elsewhere. Any byte value (NUL, high bytes) is
- * text; indices are Py_ssize_t and every read is inside [0, n).
+ * One pass, no allocation when nothing changes: a scan finds the next WSP run
+ * that changes (none in most 64 KB segments of ordinary text), the text before
+ * it is copied with memcpy, the run is written as its one SP or nothing, and
+ * the scan goes on after it. The scan looks at 16 bytes at a time with SSE2
+ * where the compiler targets it (every x86-64), one at a time elsewhere. The
+ * output is never longer than the input, so one buffer of the input's size
+ * holds it. Any byte value (NUL, high bytes) is text; indices are Py_ssize_t
+ * and every read is inside [0, n).
  *
  * The pure-Python path is used when this module is not built (no C compiler)
  * or when MAILSEAL_PURE_PYTHON=1; tests/dkim/test_canon_accel.py checks that
@@ -53,29 +57,33 @@ run_changes(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
     return rest >= 2 && s[i + 1] == CR && s[i + 2] == LF;
 }
 
+#ifdef MAILSEAL_SSE2
+/* Bit k set: s[i + k] is HTAB, or SP followed by SP, HTAB or CR (a superset of
+ * the run starts that change). Reads s[i .. i + 16]. */
+static inline unsigned int
+block_hits(const unsigned char *s, Py_ssize_t i)
+{
+    const __m128i sp = _mm_set1_epi8(SP);
+    const __m128i tab = _mm_set1_epi8(HTAB);
+    __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+    __m128i next = _mm_loadu_si128((const __m128i *)(s + i + 1));
+    __m128i next_hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(next, sp), _mm_cmpeq_epi8(next, tab)),
+                                    _mm_cmpeq_epi8(next, _mm_set1_epi8(CR)));
+    __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_and_si128(_mm_cmpeq_epi8(v, sp), next_hit));
+    return (unsigned int)_mm_movemask_epi8(hit);
+}
+#endif
+
 /* Index of the first WSP run at or after `i` that the rules change, or n if
- * there is none. `i` must be 0 or follow a non-WSP byte, so that every WSP
- * byte met here either starts a run or follows a single SP left alone (a
- * single SP is followed by a non-WSP byte, so that cannot happen). */
+ * there is none. `i` must be 0 or follow a non-WSP byte: then every WSP byte
+ * met before the answer starts a run (the runs skipped are single SPs followed
+ * by a non-WSP byte), so the answer is the start of a run. */
 static Py_ssize_t
 first_change(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
 {
 #ifdef MAILSEAL_SSE2
-    const __m128i sp = _mm_set1_epi8(SP);
-    const __m128i tab = _mm_set1_epi8(HTAB);
-    const __m128i cr = _mm_set1_epi8(CR);
-    /* 17 bytes readable: the block and the byte after it. */
-    while (n - i >= 17) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        __m128i next = _mm_loadu_si128((const __m128i *)(s + i + 1));
-        __m128i is_sp = _mm_cmpeq_epi8(v, sp);
-        __m128i is_tab = _mm_cmpeq_epi8(v, tab);
-        /* SP followed by SP, HTAB or CR (CR without LF is checked below). */
-        __m128i next_hit = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(next, sp), _mm_cmpeq_epi8(next, tab)),
-            _mm_cmpeq_epi8(next, cr));
-        __m128i hit = _mm_or_si128(is_tab, _mm_and_si128(is_sp, next_hit));
-        unsigned int mask = (unsigned int)_mm_movemask_epi8(hit);
+    while (n - i >= 17) { /* the block and the byte after it are readable */
+        unsigned int mask = block_hits(s, i);
         while (mask) {
             Py_ssize_t p = i + __builtin_ctz(mask);
             if (run_changes(s, p, n)) {
