@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mailseal"
 CORE = [
     "dkim",
     "message",
+    "spf",
     "dns/types.py",
     "dns/drive.py",
     "authres.py",
