@@ -87,8 +87,11 @@ def write_file(
     replace: bool = False,
     backup_time: datetime | None = None,
     owner: tuple[int, int] | None = None,
+    keep_backup: bool = True,
 ) -> Path | None:
     """Write ``data`` to ``path`` atomically; return the backup made of an old file, if any.
+
+    ``keep_backup`` false replaces an old file without a backup (for state files).
 
     Raises :class:`KeyFileExists` when ``path`` exists and ``replace`` is false,
     :class:`WriteError` when the directory cannot be written.
@@ -102,8 +105,9 @@ def write_file(
     try:
         with _temporary(directory, path.name, data, mode, owner) as tmp:
             if replace and (path.exists() or path.is_symlink()):
-                backup = backup_path(path, backup_time or datetime.now())
-                os.link(path, backup, follow_symlinks=False)
+                if keep_backup:
+                    backup = backup_path(path, backup_time or datetime.now())
+                    os.link(path, backup, follow_symlinks=False)
                 os.replace(tmp, path)
             else:
                 try:
