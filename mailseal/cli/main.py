@@ -10,6 +10,7 @@ from mailseal.cli.demo import demo_command
 from mailseal.cli.dmarc import dmarc_group
 from mailseal.cli.genkey import genkey_command
 from mailseal.cli.milter import milter_command
+from mailseal.cli.rotate import rotate_command
 from mailseal.cli.setup import setup_command
 from mailseal.cli.sign import sign_command
 from mailseal.cli.spf import spf_command
@@ -30,15 +31,10 @@ cli.add_command(milter_command)
 cli.add_command(spf_command)
 cli.add_command(bench_command)
 cli.add_command(genkey_command)
-cli.add_command(genkey_command)
-cli.add_command(testkey_command)
-cli.add_command(genkey_command)
-cli.add_command(testkey_command)
-cli.add_command(dmarc_group)
-cli.add_command(genkey_command)
 cli.add_command(testkey_command)
 cli.add_command(dmarc_group)
 cli.add_command(setup_command)
+cli.add_command(rotate_command)
 
 
 def main() -> None:
