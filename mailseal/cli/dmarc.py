@@ -35,7 +35,11 @@ Examples:
 """
 
 
-@click.group("dmarc", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "dmarc",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=RECORD_EXAMPLE.replace("Examples:", "Examples:\n  mailseal dmarc lint example.com"),
+)
 def dmarc_group() -> None:
     """Build DMARC records (RFC 9989) and check published ones."""
 

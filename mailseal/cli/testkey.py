@@ -27,6 +27,7 @@ EX_DATAERR: Final = 65  # a mismatch or an invalid record
 EX_UNAVAILABLE: Final = 69  # not found, or DNS failed
 EX_CONFIG: Final = 78  # the configuration or a key file cannot be read
 DEFAULT_CONFIG: Final = Path("/etc/opendkim.conf")
+CONFIG_NOTE: Final = "config: "
 
 EXAMPLE: Final = """\b
 Examples:
@@ -122,7 +123,8 @@ def _targets(
             listing = list_keys(config)
         except ConfigError as exc:
             raise ConfigExit(str(exc)) from None
-        warnings += [str(w) for w in listing.warnings]
+        # Config warnings (options mailseal ignores...) are the milter's business: -v shows them.
+        warnings += [CONFIG_NOTE + str(w) for w in listing.warnings]
         entries, nameservers, user_id = listing.entries, listing.nameservers, listing.user_id
     if keypath is not None or (not entries and (domain or selector)):
         # One key from the command line; what is missing comes from Domain/Selector/KeyFile.
@@ -291,10 +293,14 @@ def testkey_command(
             entry["problem"] = o.problem
             entry["warnings"] = list(o.warnings)
             keys.append(entry)
-        click.echo(json.dumps({"keys": keys, "warnings": warnings, "exit": code}))
+        shown = [w.removeprefix(CONFIG_NOTE) for w in warnings]
+        click.echo(json.dumps({"keys": keys, "warnings": shown, "exit": code}))
     else:
         for warning in warnings:
-            click.echo(f"mailseal testkey: warning: {warning}", err=True)
+            if verbose or not warning.startswith(CONFIG_NOTE):
+                click.echo(
+                    f"mailseal testkey: warning: {warning.removeprefix(CONFIG_NOTE)}", err=True
+                )
         for outcome in outcomes:
             for line in _text(outcome, verbose):
                 click.echo(line)
