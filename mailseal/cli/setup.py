@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -57,6 +58,18 @@ def _ips(values: tuple[str, ...]) -> tuple[str, ...]:
                 param_hint="'--ip'",
             ) from None
     return tuple(dict.fromkeys(out))
+
+
+_SOCKET: Final = re.compile(r"(?:(?:local|unix):)?/\S+|inet6?:[A-Za-z0-9-]+(?:@\S+)?", re.I)
+
+
+def _socket(value: str) -> str:
+    if not _SOCKET.fullmatch(value.strip()):
+        raise click.BadParameter(
+            f"{value!r} is not a milter socket (inet:PORT@HOST, inet6:PORT@HOST, local:/path)",
+            param_hint="'--socket'",
+        )
+    return value.strip()
 
 
 def _owner(warnings: list[str]) -> tuple[int, int] | None:
@@ -213,7 +226,7 @@ def setup_command(
         layout=Layout.at(root, config),
         ips=_ips(ips),
         ed25519=ed25519,
-        socket=socket,
+        socket=_socket(socket),
         owner=_owner(warnings),
     )
     if ed25519:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -106,8 +106,24 @@ class Plan:
         return bool(self.actions)
 
 
+def effective(request: Request, snapshot: Mapping[Path, Existing]) -> Request:
+    """The request, with ``ed25519`` on when an earlier ``--ed25519`` run set the domain up so.
+
+    Re-running setup without the flag must keep (not refuse) the Ed25519 key it made.
+    """
+    if request.ed25519:
+        return request
+    ed = replace(request, ed25519=True)
+    name = ed.specs()[-1].key_name(request.domain)
+    text = _text(snapshot.get(request.layout.signing_table), request.layout.signing_table)
+    pattern = f"*@{request.domain}"
+    found = any(k.lower() == pattern and v == name for k, v in table_entries(text))
+    return ed if found else request
+
+
 def missing_keys(request: Request, snapshot: Mapping[Path, Existing]) -> list[KeySpec]:
     """The keys the shell must generate before planning (their private file is absent)."""
+    request = effective(request, snapshot)
     return [spec for spec in request.specs() if spec.private not in snapshot]
 
 
@@ -115,6 +131,7 @@ def make_plan(
     request: Request, snapshot: Mapping[Path, Existing], new_keys: Mapping[Path, SigningKey]
 ) -> Plan:
     """The actions that make the files right; SetupError when that would lose something."""
+    request = effective(request, snapshot)
     layout = request.layout
     _conflicts(request, snapshot)
     actions: list[Action] = []

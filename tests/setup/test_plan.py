@@ -179,3 +179,13 @@ def test_conflicts_change_nothing(path: str, content: str, words: str) -> None:
 def test_file_where_a_directory_belongs() -> None:
     with pytest.raises(SetupError, match="not a directory"):
         make_plan(request(), {ROOT / "keys": Existing(False, 0o644, 0, 0, b"")}, {})
+
+
+def test_rerun_without_ed25519_keeps_the_ed25519_key(rsa: SigningKey, ed: SigningKey) -> None:
+    dual = request(ed25519=True)
+    snap = run(make_plan(dual, {}, keys_for(dual, {}, rsa, ed)).actions, {})
+    plain = request()
+    assert missing_keys(plain, snap) == []
+    plan = make_plan(plain, snap, {})
+    assert not plan.changes
+    assert [spec.selector for spec, _ in plan.keys] == ["mail", "mail-ed25519"]

@@ -161,6 +161,8 @@ def test_domain_set_up_with_another_key_is_refused(root: Path) -> None:
         (["example.com", "--ip", "300.1.1.1"], "not an IP address"),
         (["example.com", "--selector", "a b"], "not a valid selector"),
         (["example.com", "--rua", "https://x.example"], "email only"),
+        (["example.com", "--socket", "12145"], "not a milter socket"),
+        (["example.com", "--hostname", "no such host"], "not a domain name"),
     ],
 )
 def test_usage_errors(root: Path, args: list[str], words: str) -> None:
