@@ -6,6 +6,7 @@ import click
 
 from mailseal import __version__
 from mailseal.cli.bench import bench_command
+from mailseal.cli.check import check_command
 from mailseal.cli.demo import demo_command
 from mailseal.cli.dmarc import dmarc_group
 from mailseal.cli.genkey import genkey_command
@@ -29,6 +30,7 @@ cli.add_command(verify_command)
 cli.add_command(demo_command)
 cli.add_command(milter_command)
 cli.add_command(spf_command)
+cli.add_command(check_command)
 cli.add_command(bench_command)
 cli.add_command(genkey_command)
 cli.add_command(testkey_command)
