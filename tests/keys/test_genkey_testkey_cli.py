@@ -63,7 +63,8 @@ def test_genkey_formats(tmp_path: Path, fmt: str) -> None:
 
 
 def test_genkey_options_like_opendkim_genkey(tmp_path: Path) -> None:
-    args = ["-b", "1024", "-s", "x", "-d", "example.org", "-D", tmp_path, "-t", "-S", "-r", "-a"]
+    args: list[str | Path] = ["-b", "1024", "-s", "x", "-d", "example.org", "-D", tmp_path]
+    args += ["-t", "-S", "-r", "-a"]
     rc, out, _ = run("genkey", *args, "-n", "note", "-h", "sha256")
     assert rc == 0
     head = '"v=DKIM1; n=\\"note\\"; h=sha256; k=rsa; t=y:s; s=email; "'
@@ -110,8 +111,6 @@ def test_genkey_clear_errors(tmp_path: Path, args: list[str], words: str) -> Non
 def test_genkey_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    import mailseal.keys.files as files
-
     real_open = os.open
 
     def refuse(path: object, flags: int, mode: int = 0o777) -> int:
@@ -120,7 +119,7 @@ def test_genkey_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real_open(path, flags, mode)  # type: ignore[arg-type]
 
     # root may write anywhere: make the directory refuse as it would for another user
-    monkeypatch.setattr(files.os, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     rc, _, err = run("genkey", "-b", "1024", "-D", tmp_path)
     assert rc == 2 and "Traceback" not in err
     assert f"cannot write {tmp_path}/default.private: permission denied" in err

@@ -153,7 +153,7 @@ def test_rotate_command_flow_with_reload(tmp_path: Path) -> None:
         time.sleep(0.3)
         pid_file = tmp_path / "milter.pid"
         pid_file.write_text(f"{sleeper.pid}\n")
-        args = [
+        args: list[str | Path] = [
             "--activate",
             "--zone",
             zone,

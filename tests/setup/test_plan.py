@@ -58,7 +58,9 @@ def run(actions: tuple[Action, ...], snap: dict[Path, Existing]) -> dict[Path, E
     return out
 
 
-def keys_for(req: Request, snap: dict[Path, Existing], rsa: SigningKey, ed: SigningKey) -> dict:
+def keys_for(
+    req: Request, snap: dict[Path, Existing], rsa: SigningKey, ed: SigningKey
+) -> dict[Path, SigningKey]:
     return {s.private: rsa if s.key_type is KeyType.RSA else ed for s in missing_keys(req, snap)}
 
 

@@ -172,11 +172,9 @@ def test_usage_errors(root: Path, args: list[str], words: str) -> None:
 
 
 def test_unwritable_place(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mailseal.setup.apply as apply_module
-
     real = os.access
     monkeypatch.setattr(
-        apply_module.os, "access", lambda p, m: False if str(p) == str(root.parent) else real(p, m)
+        os, "access", lambda p, m: False if str(p) == str(root.parent) else real(p, m)
     )
     rc, _, err = setup(root, "example.com")
     assert rc == 2 and f"cannot write in {root.parent}" in err and "Traceback" not in err
