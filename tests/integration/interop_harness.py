@@ -378,8 +378,14 @@ class Unavailable(Exception):
 
 
 @contextlib.contextmanager
-def run_nsd(it_dir: Path, zone_file: Path) -> Iterator[DnsServer]:
-    """A private nsd serving ``zone_file`` on 127.0.0.X:53, stopped by PID on exit."""
+def run_nsd(it_dir: Path, zone_file: Path,
+            extra_zones: Sequence[tuple[str, Path]] = ()) -> Iterator[DnsServer]:
+    """A private nsd serving ``zone_file`` on 127.0.0.X:53, stopped by PID on exit.
+
+    ``extra_zones`` (origin, file) are served too (``mailseal check``'s test
+    domains, their reverse zone and blocklists). ``it_dir / "nsd"`` must not
+    exist yet: a second server needs its own ``it_dir``.
+    """
     nsd = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
     if nsd is None:
         raise Unavailable(f"nsd is not installed: {APT_HINT['nsd']}")
@@ -389,6 +395,10 @@ def run_nsd(it_dir: Path, zone_file: Path) -> Iterator[DnsServer]:
     ddir = it_dir / "nsd"
     ddir.mkdir(mode=0o700)
     shutil.copy(zone_file, ddir / zone_file.name)
+    for _, extra in extra_zones:
+        shutil.copy(extra, ddir / extra.name)
+    extra_conf = "".join(f'zone:\n    name: "{origin}"\n    zonefile: "{extra.name}"\n'
+                         for origin, extra in extra_zones)
     forced = os.environ.get("MAILSEAL_IT_DNS_ADDR")
     candidates = (forced,) if forced else DNS_CANDIDATES
     tried = []
@@ -422,7 +432,7 @@ remote-control:
 zone:
     name: "{DOMAIN}"
     zonefile: "{zone_file.name}"
-""")
+{extra_conf}""")
         proc = subprocess.Popen([nsd, "-d", "-c", str(conf)], stdout=log.open("ab"),
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
