@@ -4,7 +4,8 @@ Pieces, all on loopback, every process started here and stopped by its PID,
 every wait bounded:
 
 - ``Catcher``: an aiosmtpd server in a thread that keeps every message Postfix
-  delivers to it (large ones spooled to files), with ``wait_for(n, timeout)``.
+  delivers to it (large ones spooled to files), with ``wait_for(n, timeout)``
+  (``mailseal.demo.catcher``, with the tests' size limits).
 - ``PostfixInstance``: a private Postfix (``postfix -c DIR``) with its own
   main.cf/master.cf, queue and data directories under a temp dir (tmpfs when
   /dev/shm is one), ``maillog_file`` inside it, smtpd on free 127.0.0.1 ports
@@ -12,6 +13,8 @@ every wait bounded:
   everything with ``smtp`` to the catcher. Nothing under /etc/postfix is read
   or changed: as root, ``postfix -c DIR`` and ``sendmail -C DIR`` need no
   ``alternate_config_directories`` entry (Postfix trusts the super-user).
+  The implementation is ``mailseal.demo.postfix`` (``mailseal demo`` runs it
+  too); the subclass here turns its errors into skips and assertion failures.
 - ``Milter``: the real OpenDKIM (``opendkim -f -x CONF``) or ``python -m mailseal
   milter -f -x CONF`` with the tutorial's files (seed/000_59e536441a1971f5.txt):
   opendkim.conf, TrustedHosts, KeyTable, SigningTable, keys/example.com/mail.private,
@@ -26,23 +29,39 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pty
 import pwd
 import re
-import select
 import shutil
 import signal
-import smtplib
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The private Postfix and the catcher are mailseal's own (``mailseal demo`` runs
+# them too); the names below are re-exported for the tests and benchmarks.
+from mailseal.demo import postfix as _pf
+from mailseal.demo.catcher import Catcher as _Catcher
+from mailseal.demo.catcher import Caught as Caught
+from mailseal.demo.postfix import APT_POSTFIX as APT_POSTFIX
+from mailseal.demo.postfix import MASTER_CF_SERVICES as MASTER_CF_SERVICES
+from mailseal.demo.postfix import MAX_MESSAGE as MAX_MESSAGE
+from mailseal.demo.postfix import POSTCONF_BIN as POSTCONF_BIN
+from mailseal.demo.postfix import POSTFIX_BIN as POSTFIX_BIN
+from mailseal.demo.postfix import SENDMAIL_BIN as SENDMAIL_BIN
+from mailseal.demo.postfix import Listener as Listener
+from mailseal.demo.postfix import descendants as descendants
+from mailseal.demo.postfix import free_port as free_port
+from mailseal.demo.postfix import kill_pids as kill_pids
+from mailseal.demo.postfix import pid_alive as pid_alive
+from mailseal.demo.postfix import proc_status as proc_status
+from mailseal.demo.postfix import run_tty as run_tty
+from mailseal.demo.postfix import wait_port as wait_port
 
 try:
     from . import interop_harness as ih
@@ -51,11 +70,6 @@ except ImportError:
 
 DOMAIN = ih.DOMAIN
 SELECTOR = "mail"  # the tutorial's `opendkim-genkey -s mail`
-POSTFIX_BIN = "/usr/sbin/postfix"
-POSTCONF_BIN = "/usr/sbin/postconf"
-SENDMAIL_BIN = "/usr/sbin/sendmail"
-APT_POSTFIX = "apt-get install -y postfix"
-MAX_MESSAGE = 100 * 1024 * 1024  # message_size_limit (tests send 50 MB)
 CATCHER_LIMIT = 64 * 1024 * 1024  # aiosmtpd data_size_limit (its default is 32 MiB)
 SPOOL_OVER = 1024 * 1024  # catcher keeps messages larger than this in files
 
@@ -64,117 +78,9 @@ class Unavailable(ih.Unavailable):
     pass
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(host: str, port: int, timeout: float,
-              alive: Callable[[], bool] = lambda: True) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            return False
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def run_tty(cmd: Sequence[str | os.PathLike[str]], timeout: float = 60,
-            env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run with stderr on a pseudo-terminal and return (exit, all output).
-
-    Postfix commands print their fatal errors to stderr only when it is a
-    terminal (otherwise only to syslog, which many test machines lack).
-    """
-    master_fd, slave_fd = pty.openpty()
-    try:
-        proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL,
-                                stdout=slave_fd, stderr=slave_fd, env=env,
-                                start_new_session=True)
-    finally:
-        os.close(slave_fd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-                raise AssertionError(f"{cmd} did not finish within {timeout}s: "
-                                     + b"".join(chunks).decode("utf-8", "replace"))
-            r, _, _ = select.select([master_fd], [], [], min(left, 0.2))
-            if r:
-                try:
-                    data = os.read(master_fd, 65536)
-                except OSError:  # EIO: every writer has gone
-                    data = b""
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-    finally:
-        os.close(master_fd)
-    rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    return rc, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
-
-
-def descendants(pid: int) -> list[int]:
-    """PIDs of every live descendant of ``pid`` (from /proc)."""
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
-    return out
-
-
-def proc_status(pid: int) -> dict[str, str]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    except OSError:
-        return {}
-
-
 def kib(value: str) -> int:
     """'12345 kB' -> 12345."""
     return int(value.split()[0]) if value else 0
-
-
-def pid_alive(pid: int) -> bool:
-    st = proc_status(pid).get("State", "")
-    return bool(st) and not st.startswith("Z")
-
-
-def kill_pids(pids: Sequence[int], grace: float = 5.0) -> None:
-    """SIGTERM these PIDs, wait (bounded), SIGKILL whatever is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for p in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(p, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-            time.sleep(0.05)
-        if not any(pid_alive(p) for p in pids):
-            return
 
 
 # Safety net for harness users that forget cleanup(): at interpreter exit,
@@ -194,13 +100,9 @@ def _atexit_cleanup() -> None:
 
 def scratch_base(prefix: str) -> Path:
     """A fresh 0755 root-owned directory, on tmpfs (/dev/shm) when there is one."""
-    for cand in ("/dev/shm", "/run", None):
-        if cand is None or (os.path.isdir(cand) and os.access(cand, os.W_OK)):
-            d = Path(tempfile.mkdtemp(prefix=prefix, dir=cand))
-            d.chmod(0o755)
-            _DIRS.append(d)
-            return d
-    raise AssertionError("unreachable")
+    d = _pf.tmpfs_dir(prefix)
+    _DIRS.append(d)
+    return d
 
 
 def safe_base(prefix: str) -> Path:
@@ -222,99 +124,6 @@ def safe_base(prefix: str) -> Path:
 
 # --------------------------------------------------------------------------
 # the catcher
-
-
-@dataclass
-class Caught:
-    mail_from: str
-    rcpt_tos: list[str]
-    size: int
-    _data: bytes | None = None
-    _path: Path | None = None
-    received_at: float = 0.0
-
-    @property
-    def data(self) -> bytes:
-        if self._data is not None:
-            return self._data
-        assert self._path is not None
-        return self._path.read_bytes()
-
-    def head(self, limit: int = 256 * 1024) -> bytes:
-        """The header block (and a little more) without reading a spooled file whole."""
-        if self._data is not None:
-            return self._data[:limit]
-        assert self._path is not None
-        with self._path.open("rb") as f:
-            return f.read(limit)
-
-
-class Catcher:
-    """aiosmtpd on a free 127.0.0.1 port; keeps what it receives, in order."""
-
-    def __init__(self, spool: Path, data_size_limit: int = CATCHER_LIMIT) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.spool = spool
-        spool.mkdir(parents=True, exist_ok=True)
-        self.messages: list[Caught] = []
-        self._cond = threading.Condition()
-        self.port = free_port()
-        catcher = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-                catcher._store(envelope)
-                return "250 2.0.0 caught"
-
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=data_size_limit, ready_timeout=10)
-
-    def _store(self, envelope) -> None:  # type: ignore[no-untyped-def]
-        raw: bytes = envelope.original_content or envelope.content or b""
-        with self._cond:
-            n = len(self.messages)
-        c = Caught(envelope.mail_from, list(envelope.rcpt_tos), len(raw), received_at=time.time())
-        if len(raw) > SPOOL_OVER:
-            c._path = self.spool / f"{n:05d}-{os.getpid()}-{id(c)}.eml"
-            c._path.write_bytes(raw)
-        else:
-            c._data = bytes(raw)
-        with self._cond:
-            self.messages.append(c)
-            self._cond.notify_all()
-
-    def start(self) -> Catcher:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.controller.stop()
-
-    def wait_for(self, n: int, timeout: float,
-                 match: bytes | Callable[[Caught], bool] | None = None) -> list[Caught]:
-        """The first ``n`` messages (matching ``match``: bytes found in the header
-        block, or a predicate), waiting at most ``timeout`` seconds."""
-        def pick() -> list[Caught]:
-            if match is None:
-                return list(self.messages)
-            if isinstance(match, bytes):
-                return [m for m in self.messages if match in m.head()]
-            return [m for m in self.messages if match(m)]
-
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                got = pick()
-                if len(got) >= n:
-                    return got[:n]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"catcher: {len(got)} of {n} message(s) "
-                                       f"matching {match!r} after {timeout}s "
-                                       f"({len(self.messages)} caught in all)")
-                self._cond.wait(min(left, 0.5))
 
 
 # --------------------------------------------------------------------------
@@ -538,274 +347,50 @@ class MilterTap:
 # the private Postfix instance
 
 
-@dataclass
-class Listener:
-    name: str
-    port: int
-    overrides: dict[str, str]
+# --------------------------------------------------------------------------
+# the catcher and the private Postfix instance (mailseal.demo), test-flavoured
 
 
-MASTER_CF_SERVICES = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+class Catcher(_Catcher):
+    """mailseal.demo.catcher.Catcher with the tests' limits (64 MB, spool over 1 MB)."""
+
+    def __init__(self, spool: Path, data_size_limit: int = CATCHER_LIMIT) -> None:
+        super().__init__(spool, data_size_limit, SPOOL_OVER)
 
 
-class PostfixInstance:
-    """``postfix -c DIR/etc`` with everything under DIR; see the module docstring.
-
-    ``main`` holds extra main.cf settings (the milter ones: ``smtpd_milters``,
-    ``non_smtpd_milters``, ``milter_protocol``, ``milter_default_action``...).
-    ``add_listener(name, overrides)`` adds an smtpd on another free port with
-    ``-o name=value`` overrides (e.g. a different ``smtpd_milters``).
-    """
+class PostfixInstance(_pf.PostfixInstance):
+    """mailseal.demo.postfix.PostfixInstance as the tests want it: a missing
+    Postfix is ``Unavailable`` (a skip), a failure an AssertionError with the
+    maillog, the directory removed at exit if a test forgot ``cleanup``."""
 
     def __init__(self, relay_port: int, main: dict[str, str] | None = None,
                  base: Path | None = None) -> None:
-        for b in (POSTFIX_BIN, POSTCONF_BIN, SENDMAIL_BIN):
-            if not os.path.exists(b):
-                raise Unavailable(f"Postfix is not installed ({b} missing): {APT_POSTFIX}")
-        if os.geteuid() != 0:
-            raise Unavailable("a private Postfix instance needs root (postfix -c DIR start)")
-        try:
-            pwd.getpwnam("postfix")
-        except KeyError:
-            raise Unavailable(f"no 'postfix' user: {APT_POSTFIX}") from None
-        self.base = base or scratch_base("mailseal-postfix-")
-        self.etc = self.base / "etc"
-        self.queue = self.base / "queue"
-        self.data = self.base / "data"
-        self.maillog = self.base / "maillog"
-        self.relay_port = relay_port
-        self.main = dict(main or {})
-        self.listeners: dict[str, Listener] = {}
-        self.master_pid: int | None = None
-        self.started = False
-        self.add_listener("default", {})
-
-    # -- configuration -------------------------------------------------------
-
-    def add_listener(self, name: str, overrides: dict[str, str]) -> Listener:
-        assert not self.started, "listeners are fixed once the instance runs"
-        lst = Listener(name, free_port(), dict(overrides))
-        self.listeners[name] = lst
-        return lst
-
-    def port(self, listener: str = "default") -> int:
-        return self.listeners[listener].port
-
-    def main_cf(self) -> dict[str, str]:
-        tag = f"postfix-mailseal-{self.listeners['default'].port}"
-        cf = {
-            "compatibility_level": "3.6",
-            "queue_directory": str(self.queue),
-            "data_directory": str(self.data),
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "syslog_name": tag,
-            "maillog_file": str(self.maillog),
-            "maillog_file_prefixes": str(self.base),
-            "myhostname": "mx.example.com",
-            "mydomain": "example.com",
-            "myorigin": "$mydomain",
-            "mydestination": "",
-            "local_recipient_maps": "",
-            "alias_maps": "",
-            "alias_database": "",
-            "inet_interfaces": "loopback-only",
-            "inet_protocols": "ipv4",
-            "mynetworks": "127.0.0.0/8 [::1]/128",
-            "relayhost": f"[127.0.0.1]:{self.relay_port}",
-            "smtp_tls_security_level": "none",
-            "smtpd_tls_security_level": "none",
-            "smtp_dns_support_level": "disabled",
-            "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
-            "message_size_limit": str(MAX_MESSAGE),
-            "mailbox_size_limit": "0",
-            "biff": "no",
-            "append_dot_mydomain": "no",
-            "smtputf8_enable": "no",
-            "smtpd_error_sleep_time": "0",
-            "queue_run_delay": "2s",
-            "minimal_backoff_time": "2s",
-            "maximal_backoff_time": "4s",
-            "milter_connect_timeout": "10s",
-            "milter_command_timeout": "30s",
-            "milter_content_timeout": "120s",
-        }
-        cf.update(self.main)
-        return cf
-
-    def write_config(self) -> None:
-        self.etc.mkdir(parents=True, exist_ok=True)
-        self.queue.mkdir(mode=0o755, exist_ok=True)  # post-install makes the rest
-        lines = [f"{k} = {v}".rstrip() for k, v in self.main_cf().items()]
-        (self.etc / "main.cf").write_text("\n".join(lines) + "\n")
-        master = []
-        for lst in self.listeners.values():
-            master.append(f"127.0.0.1:{lst.port} inet n - n - - smtpd")
-            for k, v in lst.overrides.items():
-                master.append(f"  -o {{ {k} = {v} }}" if " " in v or not v else f"  -o {k}={v}")
-        (self.etc / "master.cf").write_text("\n".join(master) + "\n" + MASTER_CF_SERVICES)
-
-    # -- life cycle ----------------------------------------------------------
-
-    def _postfix(self, *args: str, timeout: float = 60) -> tuple[int, str]:
-        return run_tty([POSTFIX_BIN, "-c", str(self.etc), *args], timeout=timeout)
+        reason = _pf.unavailable_reason()
+        if reason is not None:
+            raise Unavailable(reason)
+        super().__init__(relay_port, main, base or scratch_base("mailseal-postfix-"))
 
     def start(self, timeout: float = 30) -> PostfixInstance:
-        self.write_config()
-        # `start` makes the queue directories itself (post-install create-missing);
-        # `check` (2 s more: it checks every file's permissions) only on failure
         _LIVE.append(self)
-        rc, out = self._postfix("start")
-        if rc != 0:
-            out += "\n--- postfix check ---\n" + self._postfix("check")[1]
-        self.started = True
-        pidfile = self.queue / "pid" / "master.pid"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.master_pid is None:
-            with contextlib.suppress(OSError, ValueError):
-                self.master_pid = int(pidfile.read_text().strip())
-            if self.master_pid is None:
-                time.sleep(0.05)
-        if rc != 0 or self.master_pid is None:
-            self.stop()
-            raise AssertionError(f"postfix -c {self.etc} start failed ({rc}):\n{out}\n{self.log()}")
-        for lst in self.listeners.values():
-            left = max(0.5, deadline - time.monotonic())
-            if not wait_port("127.0.0.1", lst.port, left, lambda: pid_alive(self.master_pid or 0)):
-                self.stop()
-                raise AssertionError(f"Postfix smtpd {lst.name} on 127.0.0.1:{lst.port} "
-                                     f"did not accept within {timeout}s:\n{self.log()}")
-        return self
+        try:
+            return super().start(timeout)
+        except _pf.PostfixError as e:
+            raise AssertionError(f"{e}\n{self.log()}") from None
 
     def reload(self, main: dict[str, str] | None = None) -> None:
-        """Change main.cf settings (postconf -e) and ``postfix reload``."""
-        if main:
-            self.main.update(main)
-            args = [f"{k}={v}" for k, v in main.items()]
-            cp = ih.run([POSTCONF_BIN, "-c", str(self.etc), "-e", *args])
-            assert cp.returncode == 0, cp.stderr.decode()
-        rc, out = self._postfix("reload")
-        assert rc == 0, f"postfix reload failed: {out}\n{self.log()}"
-        time.sleep(0.5)  # master re-reads main.cf and restarts its children
-
-    def stop(self, timeout: float = 15) -> None:
-        if not self.started:
-            return
-        pid = self.master_pid
-        family = ([pid, *descendants(pid)] if pid else [])
-        self._postfix("stop", timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while pid and time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.05)
-        leftover = [p for p in family if pid_alive(p)]
-        if leftover:  # only processes this instance's master started
-            kill_pids(leftover)
-        self.started = False
-
-    def cleanup(self) -> None:
         try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> PostfixInstance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
-
-    # -- looking -------------------------------------------------------------
-
-    def log(self, tail: int = 8000) -> str:
-        try:
-            text = self.maillog.read_text(errors="replace")
-        except OSError:
-            return "(no maillog yet)"
-        return f"--- {self.maillog} (last {tail} chars) ---\n" + text[-tail:]
-
-    def log_mark(self) -> int:
-        try:
-            return self.maillog.stat().st_size
-        except OSError:
-            return 0
-
-    def log_since(self, mark: int) -> str:
-        try:
-            with self.maillog.open("rb") as f:
-                f.seek(mark)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def postconf(self, *names: str) -> dict[str, str]:
-        cp = ih.run([POSTCONF_BIN, "-c", str(self.etc), *names])
-        out = {}
-        for line in cp.stdout.decode().splitlines():
-            k, _, v = line.partition(" = ")
-            out[k.strip()] = v
-        return out
-
-    def queue_listing(self) -> str:
-        cp = ih.run(["/usr/sbin/postqueue", "-c", str(self.etc), "-p"])
-        return cp.stdout.decode("utf-8", "replace") + cp.stderr.decode("utf-8", "replace")
-
-    def describe(self) -> str:
-        return f"{self.log()}\n--- queue ---\n{self.queue_listing()}"
-
-    # -- sending -------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def smtp(self, listener: str = "default", timeout: float = 120) -> Iterator[smtplib.SMTP]:
-        s = smtplib.SMTP("127.0.0.1", self.port(listener), local_hostname="client.example.com",
-                         timeout=timeout)
-        try:
-            s.ehlo()
-            yield s
-        finally:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                s.quit()
-            s.close()
-
-    def send_smtp(self, msg: bytes, sender: str = f"alice@{DOMAIN}",
-                  rcpts: Sequence[str] = ("bob@example.net",), listener: str = "default",
-                  timeout: float = 120) -> dict[str, tuple[int, bytes]]:
-        with self.smtp(listener, timeout) as s:
-            return s.sendmail(sender, list(rcpts), msg)
+            super().reload(main)
+        except _pf.PostfixError as e:
+            raise AssertionError(str(e)) from None
 
     def sendmail(self, msg: bytes, sender: str = f"alice@{DOMAIN}",
                  rcpts: Sequence[str] = ("bob@example.net",), *, use_t: bool = False,
                  timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-        """The ``sendmail`` command (postdrop -> maildrop -> pickup -> cleanup): the
-        ``non_smtpd_milters`` path."""
-        env = dict(os.environ, MAIL_CONFIG=str(self.etc))
-        cmd = [SENDMAIL_BIN, "-C", str(self.etc), "-oi", "-f", sender]
-        cmd += ["-t"] if use_t else list(rcpts)
-        cp = ih.run(cmd, input=msg, env=env, timeout=timeout)
-        if cp.returncode != 0:
-            raise AssertionError(f"sendmail exit {cp.returncode}: {cp.stderr.decode()}\n"
-                                 f"{self.log()}")
-        return cp
+        try:
+            return super().sendmail(msg, sender, rcpts, use_t=use_t, timeout=timeout)
+        except _pf.PostfixError as e:
+            raise AssertionError(str(e)) from None
+
 
 
 # --------------------------------------------------------------------------
