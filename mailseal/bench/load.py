@@ -24,6 +24,7 @@ from typing import Final
 from mailseal.bench.check import ResultCheck, SignatureCheck
 from mailseal.bench.corpus import BenchMessage, Corpus, Mode, from_raw, raw_message
 from mailseal.bench.stats import Latency, Summary, count_errors
+from mailseal.bench.stream import PostfixStreamClient
 from mailseal.dkim.canon import Canon
 from mailseal.dkim.keys import SigningKey
 from mailseal.dkim.sign import SignerSpec, sign_message
@@ -114,7 +115,7 @@ def signed_pools(corpus: Corpus, opts: BenchOptions, now: int) -> dict[str, list
 
 
 async def _open(opts: BenchOptions) -> MilterClient:
-    client = MilterClient(timeout=opts.timeout)
+    client = PostfixStreamClient(timeout=opts.timeout)
     try:
         await client.connect(opts.socket)
         await client.negotiate(opts.protocol)
