@@ -3,15 +3,22 @@
 It writes what the seed tutorial has an admin write by hand (opendkim.conf,
 KeyTable, SigningTable, TrustedHosts, keys) plus a zone file publishing the
 keys; signs and verifies a sample message offline; then runs ``mailseal
-milter`` on that configuration, pushes a message through it the way Postfix
-would, checks the signature it added, and keeps serving until interrupted.
+milter`` on that configuration and sends a message through it: through a
+private Postfix instance on loopback when one can run here (root, Postfix
+installed), else through mailseal's built-in milter client, which speaks to
+the milter as Postfix would. Either way it verifies the signatures the milter
+added against the zone file, and keeps the milter serving until interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import os
+import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -19,11 +26,23 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Final
 
 import click
 
 from mailseal.cli.common import Failure, make_resolver
+from mailseal.demo.catcher import Catcher
+from mailseal.demo.postfix import (
+    POSTFIX_BIN,
+    PostfixError,
+    PostfixInstance,
+    PostfixUnavailable,
+    other_mtas,
+    queue_id,
+    tmpfs_dir,
+    unavailable_reason,
+)
 from mailseal.dkim.keys import KeyType, SigningKey, generate_key, private_pem
 from mailseal.dkim.results import MessageVerdict
 from mailseal.dkim.sign import SignerSpec, sign_message
@@ -33,6 +52,9 @@ from mailseal.message.headers import to_crlf
 
 DOMAIN: Final = "example.com"
 TUTORIAL_PORT: Final = 12145
+SENDER: Final = f"sender@{DOMAIN}"
+RECIPIENT: Final = "someone@example.net"
+DELIVERY_TIMEOUT: Final = 30.0
 
 
 def zone_text(domain: str, records: list[tuple[str, str]]) -> str:
@@ -52,7 +74,7 @@ def zone_text(domain: str, records: list[tuple[str, str]]) -> str:
 
 def sample_message(domain: str, now: int) -> bytes:
     text = f"""From: Demo Sender <sender@{domain}>
-To: Someone <someone@example.net>
+To: Someone <{RECIPIENT}>
 Subject: mailseal demo: a signed message
 Date: {email.utils.formatdate(now)}
 Message-ID: <demo.{now}@{domain}>
@@ -200,6 +222,174 @@ async def through_milter(setup: DemoSetup, now: int) -> MessageVerdict:
     return await drive(verify_message(added + message, VerifyOptions(), now), resolver)
 
 
+def postfix_obstacle(no_postfix: bool) -> str | None:
+    """Why the demo cannot use a private Postfix here (None: it can)."""
+    if no_postfix:
+        return "--no-postfix was given"
+    if not os.path.exists(POSTFIX_BIN):
+        others = other_mtas()
+        if others:
+            return (
+                f"Postfix is not installed, and another MTA is ({', '.join(others)}); "
+                "the postfix package would remove it, so the demo leaves it alone"
+            )
+        return (
+            "Postfix is not installed; `./run demo` run as root installs it "
+            "(apt-get install postfix, debconf answer 'No configuration', so no system "
+            "instance is set up), or install it yourself the same way"
+        )
+    if os.geteuid() != 0:
+        return (
+            "a private Postfix instance needs root (`postfix -c DIR start`); "
+            "run the demo as root to see the milter behind Postfix"
+        )
+    return unavailable_reason()
+
+
+class Undelivered(Exception):
+    """Postfix ran but the sample did not come through (the message says where it stopped)."""
+
+
+def smtp_error(exc: Exception) -> str:
+    """An smtplib error as the server's reply (``451 4.7.1 ...``) where there is one."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"<{r}>: {code} {text.decode('utf-8', 'replace')}"
+            for r, (code, text) in exc.recipients.items()
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return f"{exc.smtp_code} {text}"
+    return str(exc) or type(exc).__name__
+
+
+def keep_postfix_files(pf: PostfixInstance, keep: Path) -> None:
+    """Copy the instance's main.cf, master.cf and maillog into ``keep``."""
+    keep.mkdir(parents=True, exist_ok=True)
+    for src in (pf.etc / "main.cf", pf.etc / "master.cf", pf.maillog):
+        with contextlib.suppress(OSError):
+            shutil.copyfile(src, keep / src.name)
+
+
+def wait_log(pf: PostfixInstance, needle: str, timeout: float) -> None:
+    """Wait (bounded) until the maillog has a line containing ``needle``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not pf.log_lines(needle):
+        time.sleep(0.1)
+
+
+def through_postfix(setup: DemoSetup, now: int) -> MessageVerdict:
+    """Send the sample through a private Postfix whose smtpd_milters is the demo milter.
+
+    Postfix relays it to a catcher (aiosmtpd, in this process); the message as
+    delivered is printed and its signatures verified against the zone file.
+    Stops Postfix before returning and keeps its main.cf, master.cf and
+    maillog (and the delivered message) in DIR/postfix. PostfixError when
+    Postfix does not start, Undelivered when the message does not arrive.
+    """
+    keep = setup.root / "postfix"
+    milter_port = setup.socket.split(":")[1].split("@")[0]
+    milter = f"inet:127.0.0.1:{milter_port}"
+    base = tmpfs_dir("mailseal-demo-postfix-")
+    catcher = Catcher(base / "catcher")
+    try:
+        pf = PostfixInstance(
+            catcher.port,
+            {
+                "smtpd_milters": milter,
+                "non_smtpd_milters": "$smtpd_milters",
+                "milter_protocol": "6",
+                "milter_default_action": "tempfail",
+            },
+            base=base,
+        )
+    except PostfixUnavailable as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        raise PostfixError(str(exc)) from None
+    click.secho(f"Starting a private Postfix on loopback: postfix -c {pf.etc} start", bold=True)
+    rows = [
+        ("smtpd", f"127.0.0.1:{pf.port()} (loopback only)"),
+        ("smtpd_milters", f"{milter} (the milter above)"),
+        ("non_smtpd_milters", "$smtpd_milters"),
+        ("milter_protocol", "6"),
+        ("milter_default_action", "tempfail (a broken milter shows as 4xx, never unsigned mail)"),
+        ("relayhost", f"[127.0.0.1]:{catcher.port} (a catcher: aiosmtpd in this process)"),
+        ("queue, maillog", f"under {pf.base}"),
+    ]
+    for name, value in rows:
+        click.echo(f"  {name:22} {value}")
+    try:
+        catcher.start()
+        started = time.monotonic()
+        pf.start()
+        click.echo(f"  started in {time.monotonic() - started:.1f} s\n")
+        message = sample_message(DOMAIN, now)
+        click.secho(
+            f"Sending the sample over SMTP to 127.0.0.1:{pf.port()} from 127.0.0.1 "
+            "(in TrustedHosts, so the milter signs):",
+            bold=True,
+        )
+        try:
+            reply = pf.submit(message, SENDER, [RECIPIENT], timeout=DELIVERY_TIMEOUT)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise Undelivered(f"Postfix did not take the message: {smtp_error(exc)}") from None
+        click.echo(f"  MAIL FROM:<{SENDER}> RCPT TO:<{RECIPIENT}> DATA -> {reply}")
+        try:
+            token = f"<demo.{now}@{DOMAIN}>".encode()
+            caught = catcher.wait_for(1, DELIVERY_TIMEOUT, token)[0]
+        except TimeoutError:
+            raise Undelivered(
+                f"the message did not reach the catcher within {DELIVERY_TIMEOUT:g} s"
+            ) from None
+        qid = queue_id(reply)
+        if qid:
+            wait_log(pf, f"{qid}: removed", 3.0)
+            click.secho(f"\nPostfix's maillog for queue id {qid}:", bold=True)
+            for line in pf.log_lines(f"{qid}:"):
+                click.echo(f"  {line}")
+        delivered = caught.data
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "delivered.eml").write_bytes(delivered)
+        click.secho(f"\nDelivered to the catcher (as received, {len(delivered)} bytes):", bold=True)
+        click.echo(delivered.decode("utf-8", "replace").replace("\r\n", "\n"))
+    except Undelivered as exc:
+        raise Undelivered(f"{exc}\n{pf.log_excerpt()}") from None
+    finally:
+        pf.stop()
+        keep_postfix_files(pf, keep)
+        pf.cleanup()
+        catcher.stop()
+    resolver = make_resolver((setup.zone,), (), 5.0)
+    verdict = asyncio.run(
+        drive(verify_message(delivered, VerifyOptions(), int(time.time())), resolver)
+    )
+    click.secho("Its signatures, verified against the zone file:", bold=True)
+    show_verdict(verdict)
+    click.echo(
+        f"\nStopped the private Postfix (its main.cf, master.cf and maillog are kept in {keep}/,\n"
+        f"the delivered message in {keep}/delivered.eml); the milter keeps serving.\n"
+        f"  mailseal verify --zone {setup.zone} {keep}/delivered.eml"
+    )
+    return verdict
+
+
+def through_client(setup: DemoSetup, now: int) -> MessageVerdict:
+    click.secho(
+        "Sending a message through the milter with mailseal's built-in milter client "
+        "(it speaks to the milter exactly as Postfix would, milter protocol 6):",
+        bold=True,
+    )
+    verdict = asyncio.run(through_milter(setup, now))
+    show_verdict(verdict)
+    return verdict
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 @click.command("demo")
 @click.option(
     "--dir",
@@ -209,20 +399,31 @@ async def through_milter(setup: DemoSetup, now: int) -> MessageVerdict:
 )
 @click.option("--offline", is_flag=True, help="Only sign and verify; do not run the milter.")
 @click.option(
+    "--no-postfix",
+    is_flag=True,
+    help="Do not run a private Postfix; use the built-in milter client instead.",
+)
+@click.option(
     "--seconds",
     type=click.FloatRange(min=0),
     metavar="N",
     help="Stop the milter after N seconds (default: run until Ctrl-C).",
 )
-def demo_command(directory: Path | None, offline: bool, seconds: float | None) -> None:
+def demo_command(
+    directory: Path | None, offline: bool, no_postfix: bool, seconds: float | None
+) -> None:
     """Set up DKIM for a throwaway domain as the tutorial does, and run the milter on it.
 
     Writes opendkim.conf, KeyTable, SigningTable, TrustedHosts, an RSA-2048 and
     an Ed25519 key and a zone file publishing both; signs and verifies a sample
     message offline; then starts `mailseal milter` on that configuration
-    (inet:12145@127.0.0.1, the tutorial's port, or a free one), sends a message
-    through it as Postfix would and verifies the signatures it adds. The
-    milter keeps serving until Ctrl-C, ready for Postfix's smtpd_milters.
+    (inet:12145@127.0.0.1, the tutorial's port, or a free one) and sends a
+    message through it: through a private Postfix instance on loopback
+    (smtpd_milters pointing at the milter, relaying to a catcher) when running
+    as root with Postfix installed, otherwise through mailseal's built-in milter
+    client, saying why. The signatures the milter added are verified against
+    the zone file. The milter keeps serving until Ctrl-C, ready for Postfix's
+    smtpd_milters.
     """
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="mailseal-demo-"))
@@ -241,17 +442,32 @@ def demo_command(directory: Path | None, offline: bool, seconds: float | None) -
     if offline or not ok:
         raise SystemExit(0 if ok else 1)
 
+    previous = signal.signal(signal.SIGTERM, _terminate)  # so the finally blocks run
     click.secho(f"Starting the milter: mailseal milter -f -x {setup.config}", bold=True)
     proc = start_milter(setup)
+    click.echo(f"  listening on {setup.socket}\n")
     try:
-        verdict = asyncio.run(through_milter(setup, now))
-        click.secho("A message sent through the milter, as Postfix would:", bold=True)
-        show_verdict(verdict)
+        obstacle = postfix_obstacle(no_postfix)
+        verdict: MessageVerdict | None = None
+        if obstacle is None:
+            try:
+                verdict = through_postfix(setup, now)
+            except PostfixError as exc:
+                click.secho("The private Postfix did not start:", fg="red", bold=True)
+                click.echo(f"{exc}\n")
+                obstacle = "the private Postfix did not start (see above)"
+            except Undelivered as exc:
+                click.secho(f"The message did not come through Postfix: {exc}", fg="red", err=True)
+                raise SystemExit(1) from None
+        if verdict is None:
+            click.secho(f"Not using Postfix: {obstacle}.", fg="yellow")
+            click.echo("Falling back to the built-in milter client.\n")
+            verdict = through_client(setup, now)
         if verdict.result.value != "pass" or len(verdict.signatures) != 2:
             raise SystemExit(1)
         port = setup.socket.split(":")[1].split("@")[0]
         click.echo(
-            "\nThe milter is serving. To use it from Postfix, add to main.cf:\n"
+            "\nThe milter is serving. To use it from your Postfix, add to main.cf:\n"
             f"  smtpd_milters = inet:localhost:{port}\n"
             "  non_smtpd_milters = $smtpd_milters\n"
             "  milter_default_action = tempfail\n"
@@ -271,6 +487,7 @@ def demo_command(directory: Path | None, offline: bool, seconds: float | None) -
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        signal.signal(signal.SIGTERM, previous)
     raise SystemExit(0)
 
 

@@ -227,16 +227,31 @@ def test_message_without_from(setup: dict[str, Path]) -> None:
 
 
 def test_python_dash_m_and_demo(tmp_path: Path) -> None:
-    """The README's main job: the tutorial's files, offline sign+verify, then the live milter."""
+    """The README's main job: the tutorial's files, offline sign+verify, then the live milter.
+
+    ``--no-postfix`` keeps this hermetic (the built-in milter client stands in for
+    Postfix); tests/integration/test_demo_postfix.py runs the private Postfix path.
+    """
     proc = subprocess.run(
-        [sys.executable, "-m", "mailseal", "demo", "--dir", str(tmp_path), "--seconds", "0"],
+        [
+            sys.executable,
+            "-m",
+            "mailseal",
+            "demo",
+            "--dir",
+            str(tmp_path),
+            "--seconds",
+            "0",
+            "--no-postfix",
+        ],
         capture_output=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode()
     assert out.count("dkim=pass") == 4  # two signatures offline, two added by the milter
-    assert "A message sent through the milter, as Postfix would:" in out
+    assert "Not using Postfix: --no-postfix was given." in out
+    assert "built-in milter client" in out
     for name in ("opendkim.conf", "KeyTable", "SigningTable", "TrustedHosts"):
         assert (tmp_path / name).is_file()
     signed = (tmp_path / "signed.eml").read_bytes()
@@ -264,3 +279,21 @@ def test_demo_offline(tmp_path: Path) -> None:
     code, out, err = run("demo", "--dir", str(tmp_path), "--offline")
     assert code == 0, err
     assert out.count("dkim=pass") == 2 and "Starting the milter" not in out
+
+
+def test_demo_says_why_it_does_not_use_postfix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback to the built-in milter client names the reason."""
+    import mailseal.cli.demo as demo
+
+    assert demo.postfix_obstacle(True) == "--no-postfix was given"
+    monkeypatch.setattr(demo.os.path, "exists", lambda p: p != demo.POSTFIX_BIN)
+    monkeypatch.setattr(demo, "other_mtas", lambda: [])
+    assert "Postfix is not installed; `./run demo` run as root installs it" in str(
+        demo.postfix_obstacle(False)
+    )
+    monkeypatch.setattr(demo, "other_mtas", lambda: ["exim4-daemon-light"])
+    said = str(demo.postfix_obstacle(False))
+    assert "another MTA is (exim4-daemon-light)" in said and "would remove it" in said
+    monkeypatch.setattr(demo.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(demo.os, "geteuid", lambda: 1000)
+    assert "needs root" in str(demo.postfix_obstacle(False))
