@@ -10,6 +10,7 @@ from mailseal.cli.check import check_command
 from mailseal.cli.demo import demo_command
 from mailseal.cli.dmarc import dmarc_group
 from mailseal.cli.genkey import genkey_command
+from mailseal.cli.inspect import inspect_command
 from mailseal.cli.milter import milter_command
 from mailseal.cli.rotate import rotate_command
 from mailseal.cli.setup import setup_command
@@ -31,6 +32,7 @@ cli.add_command(demo_command)
 cli.add_command(milter_command)
 cli.add_command(spf_command)
 cli.add_command(check_command)
+cli.add_command(inspect_command)
 cli.add_command(bench_command)
 cli.add_command(genkey_command)
 cli.add_command(testkey_command)
