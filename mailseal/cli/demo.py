@@ -446,6 +446,7 @@ def demo_command(
     click.secho(f"Starting the milter: mailseal milter -f -x {setup.config}", bold=True)
     proc = start_milter(setup)
     click.echo(f"  listening on {setup.socket}\n")
+    serving = False
     try:
         obstacle = postfix_obstacle(no_postfix)
         verdict: MessageVerdict | None = None
@@ -455,7 +456,10 @@ def demo_command(
             except PostfixError as exc:
                 click.secho("The private Postfix did not start:", fg="red", bold=True)
                 click.echo(f"{exc}\n")
-                obstacle = "the private Postfix did not start (see above)"
+                obstacle = (
+                    "the private Postfix did not start (see above; its main.cf and master.cf "
+                    f"are in {setup.root / 'postfix'})"
+                )
             except Undelivered as exc:
                 click.secho(f"The message did not come through Postfix: {exc}", fg="red", err=True)
                 raise SystemExit(1) from None
@@ -474,12 +478,14 @@ def demo_command(
             "and publish the records of the zone file above in your domain's DNS.\n"
         )
         click.echo("Press Ctrl-C to stop." if seconds is None else f"Stopping in {seconds:g} s.")
+        serving = True
         try:
             proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             pass
     except KeyboardInterrupt:
-        pass
+        if not serving:  # interrupted before the verdict
+            raise SystemExit(130) from None
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
