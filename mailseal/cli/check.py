@@ -92,6 +92,18 @@ def parse_address(text: str, option: str) -> str:
     return f"{local}@{parse_domain(dom, option)}"
 
 
+def blocklists(
+    dnsbls: tuple[str, ...], zones: tuple[Path, ...], notes: list[str]
+) -> tuple[str, ...]:
+    """The --dnsbl zones; else the default lists, except offline (--zone), where none."""
+    if dnsbls:
+        return tuple(parse_name(z, "--dnsbl") or "" for z in dnsbls)
+    if zones:
+        notes.append("blocklists are not asked with --zone (name one in the zone files: --dnsbl)")
+        return ()
+    return DEFAULT_DNSBLS
+
+
 def parse_smtp(text: str) -> tuple[str, int]:
     host, colon, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
     if not colon:
@@ -251,7 +263,6 @@ def check_command(
     name = parse_domain(domain)
     address = parse_ip(ip)
     helo_name = parse_name(helo, "--helo")
-    zones_checked = tuple(parse_name(z, "--dnsbl") or "" for z in dnsbls) or DEFAULT_DNSBLS
     wanted = parse_selectors(selectors, name)
     recipient = parse_address(send_test, "--send-test") if send_test else None
     mail_from = parse_address(sender, "--from") if sender else f"postmaster@{name}"
@@ -261,6 +272,7 @@ def check_command(
     notes = list(local.notes) if not wanted else []
     if not wanted and local.selectors:
         notes.append(f"DKIM selectors from {config}: {', '.join(s.name for s in chosen)}")
+    zones_checked = blocklists(dnsbls, zones, notes if address is not None else [])
     if address is None:
         notes.append(
             "give --ip (and --helo) to check SPF for your server, reverse DNS and blocklists"

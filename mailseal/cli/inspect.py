@@ -8,10 +8,9 @@ from typing import Any
 
 import click
 
-from mailseal.cli.check import parse_name, render, run_report
+from mailseal.cli.check import blocklists, render, run_report
 from mailseal.cli.common import Failure, dns_options, make_resolver, open_input
 from mailseal.dmarc.psl import org_domain
-from mailseal.doctor.dnsbl import DEFAULT_DNSBLS
 from mailseal.doctor.inspect import MessageFacts, domain_parts, message_part, read_facts
 from mailseal.errors import MessageError
 from mailseal.message.headers import MessageSplitter, to_crlf
@@ -76,7 +75,8 @@ def inspect_command(
     Exit status: 0 when no check fails, 1 when some do, 2 on usage errors, an
     unreadable FILE, or when DNS cannot be reached at all.
     """
-    zones_checked = tuple(parse_name(z, "--dnsbl") or "" for z in dnsbls) or DEFAULT_DNSBLS
+    notes: list[str] = []
+    zones_checked = blocklists(dnsbls, zones, notes)
     message = to_crlf(_read(file))
     splitter = MessageSplitter(max_header_bytes=max(len(message) + 1, 1))
     try:
@@ -93,7 +93,8 @@ def inspect_command(
     parts += domain_parts(facts, org_domain, zones_checked)
     domain = facts.from_domain or "unknown"
     report = run_report(domain, parts, resolver, dns_timeout)
-    render(report, f"mailseal inspect {file} (From: {domain})", _notes(facts), as_json)
+    notes = _notes(facts) + (notes if facts.client_ip is not None else [])
+    render(report, f"mailseal inspect {file} (From: {domain})", notes, as_json)
     raise SystemExit(1 if report.failed else 0)
 
 

@@ -289,3 +289,10 @@ def test_send_test_without_a_key_says_the_milter_should_sign(
     rc, out, _ = run(GOOD, "--send-test", "t@example.net", "--sendmail", str(fake), *zone_args)
     assert rc == 0 and "not signed here" in out
     assert os.path.getsize(tmp_path / "message") > 0
+
+
+def test_zone_files_ask_no_default_blocklists(zone_args: list[str]) -> None:
+    rc, out, _ = run(GOOD, "--ip", GOOD_IP, "--helo", GOOD_HELO, *zone_args, "--json")
+    assert rc == 0 and not [f for f in json.loads(out)["findings"] if f["check"] == "dnsbl"]
+    rc, out, _ = run(GOOD, "--ip", GOOD_IP, *zone_args)
+    assert "note: blocklists are not asked with --zone" in out

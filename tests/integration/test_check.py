@@ -200,3 +200,39 @@ def test_resolv_conf_naming_a_dead_server(mailseal: h.Mailseal, tmp_path: Path) 
     assert cp.returncode == 2, err
     assert "cannot reach DNS" in err and "127.0.0.9:53" in err, err
     assert "Traceback" not in err
+
+
+def test_inspect_a_received_message(mailseal: h.Mailseal, check_dns: h.DnsServer,
+                                    tmp_path: Path) -> None:
+    """A message signed by ``mailseal sign``, as a receiver saved it, scored through nsd."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.doctor.domains import rsa_key
+
+    pem = tmp_path / "mail.pem"
+    pem.write_bytes(rsa_key(2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    msg = tmp_path / "msg.eml"
+    msg.write_bytes(
+        f"From: Alice <alice@{GOOD}>\nTo: <bob@receiver.example>\nSubject: round trip\n"
+        f"Date: Fri, 20 Jun 2025 15:06:40 +0000\nMessage-ID: <rt@{GOOD}>\n\nHello Bob.\n"
+        .encode())
+    signed = mailseal("sign", "-d", GOOD, "-s", "mail", "--key", pem, msg)
+    assert signed.rc == 0, signed.describe()
+    saved = tmp_path / "saved.eml"
+    saved.write_bytes(
+        f"Return-Path: <alice@{GOOD}>\n"
+        f"Authentication-Results: mx.receiver.example; dkim=pass header.d={GOOD};\n"
+        f"\tspf=pass smtp.mailfrom={GOOD}; dmarc=pass header.from={GOOD}\n"
+        f"Received: from {GOOD_HELO} ({GOOD_HELO} [{GOOD_IP}])\n\tby mx.receiver.example "
+        "(Postfix) with ESMTPS; Fri, 20 Jun 2025 15:06:41 +0000\n".encode() + signed.stdout)
+    res = mailseal("inspect", saved, "--dns-server", check_dns.spec, "--dnsbl", BLOCKLIST,
+                   "--json")
+    assert res.rc == 0, res.describe()
+    doc = json.loads(res.stdout)
+    assert doc["domain"] == GOOD and doc["score"] == 10.0, res.describe()
+    got = findings(res)
+    assert got["msg.dkim"][0]["status"] == "ok" and got["msg.dmarc"][0]["status"] == "ok"
+    assert got["msg.spf"][0]["message"].startswith("mx.receiver.example said: spf=pass")
+    assert got["rdns.fcrdns"][0]["status"] == "ok"
