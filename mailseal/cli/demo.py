@@ -222,7 +222,37 @@ async def through_milter(setup: DemoSetup, now: int) -> MessageVerdict:
     return await drive(verify_message(added + message, VerifyOptions(), now), resolver)
 
 
-def postfix_obstacle(no_postfix: bool) -> str | None:
+def install_postfix() -> str | None:
+    """Install Debian's postfix package with no system instance; return why not, or None.
+
+    Only as root, only with apt-get, and only where no other MTA is installed
+    (the package would remove it). debconf answers "No configuration", so no
+    system-wide mail server is set up: the demo runs its own private instance.
+    """
+    if (
+        os.geteuid() != 0
+        or not shutil.which("apt-get")
+        or not shutil.which("debconf-set-selections")
+    ):
+        return "not root, or no apt-get/debconf here"
+    click.secho("Installing postfix with apt-get (debconf: No configuration)...", bold=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = [
+        (["debconf-set-selections"], b"postfix postfix/main_mailer_type select No configuration\n"),
+        (["apt-get", "install", "-y", "-q", "--no-install-recommends", "postfix"], None),
+    ]
+    for cmd, stdin in steps:
+        try:
+            done = subprocess.run(cmd, input=stdin, capture_output=True, env=env, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(cmd)} failed: {exc}"
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+            return f"{' '.join(cmd)} failed: {' / '.join(tail)}"
+    return None if os.path.exists(POSTFIX_BIN) else "postfix still missing after apt-get"
+
+
+def postfix_obstacle(no_postfix: bool, install: bool = True) -> str | None:
     """Why the demo cannot use a private Postfix here (None: it can)."""
     if no_postfix:
         return "--no-postfix was given"
@@ -233,8 +263,11 @@ def postfix_obstacle(no_postfix: bool) -> str | None:
                 f"Postfix is not installed, and another MTA is ({', '.join(others)}); "
                 "the postfix package would remove it, so the demo leaves it alone"
             )
+        problem = install_postfix() if install else "--no-install was given"
+        if problem is None:
+            return unavailable_reason()
         return (
-            "Postfix is not installed; `./run demo` run as root installs it "
+            f"Postfix is not installed ({problem}); `./run demo` run as root installs it "
             "(apt-get install postfix, debconf answer 'No configuration', so no system "
             "instance is set up), or install it yourself the same way"
         )
@@ -404,13 +437,22 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     help="Do not run a private Postfix; use the built-in milter client instead.",
 )
 @click.option(
+    "--no-install",
+    is_flag=True,
+    help="Do not install postfix with apt-get when it is missing (root only).",
+)
+@click.option(
     "--seconds",
     type=click.FloatRange(min=0),
     metavar="N",
     help="Stop the milter after N seconds (default: run until Ctrl-C).",
 )
 def demo_command(
-    directory: Path | None, offline: bool, no_postfix: bool, seconds: float | None
+    directory: Path | None,
+    offline: bool,
+    no_postfix: bool,
+    no_install: bool,
+    seconds: float | None,
 ) -> None:
     """Set up DKIM for a throwaway domain as the tutorial does, and run the milter on it.
 
@@ -448,7 +490,7 @@ def demo_command(
     click.echo(f"  listening on {setup.socket}\n")
     serving = False
     try:
-        obstacle = postfix_obstacle(no_postfix)
+        obstacle = postfix_obstacle(no_postfix, install=not no_install)
         verdict: MessageVerdict | None = None
         if obstacle is None:
             try:
