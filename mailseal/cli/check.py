@@ -14,7 +14,7 @@ import click
 from mailseal.cli.common import Failure, dns_options, make_resolver
 from mailseal.dkim.sign import SignerSpec, sign_message
 from mailseal.dmarc.psl import org_domain
-from mailseal.doctor.checks import CheckOptions, conclude, plan
+from mailseal.doctor.checks import CheckOptions, conclude, domain_to_check, plan
 from mailseal.doctor.dkimcheck import Selector, Source
 from mailseal.doctor.dnsbl import DEFAULT_DNSBLS
 from mailseal.doctor.findings import Part, Status
@@ -24,7 +24,8 @@ from mailseal.doctor.score import MAX_SCORE, Report, score
 from mailseal.doctor.send import SENDMAIL, SendError, send_sendmail, send_smtp
 from mailseal.doctor.testmail import build_test_message
 from mailseal.errors import SigningError
-from mailseal.spf.lookup import IPAddress, client_address, domain_problem, name_problem, to_ascii
+from mailseal.keys.names import selector_name
+from mailseal.spf.lookup import IPAddress, client_address, name_problem, to_ascii
 
 _STYLES = {
     Status.OK: "green",
@@ -43,13 +44,9 @@ def parse_domain(text: str, what: str = "DOMAIN") -> str:
     if "@" in text:
         raise Failure(f"{what} {text!r} is an address: give its domain ({text.rpartition('@')[2]})")
     try:
-        name = to_ascii(text.strip())
+        return domain_to_check(text)
     except ValueError as exc:
-        raise Failure(f"{what} {text!r}: {exc}") from None
-    problem = domain_problem(name)
-    if problem:
-        raise Failure(f"{what} {text!r} is not a domain name ({problem})")
-    return name
+        raise Failure(f"{what}: {exc}") from None
 
 
 def parse_ip(text: str | None) -> IPAddress | None:
@@ -77,9 +74,12 @@ def parse_name(text: str | None, option: str) -> str | None:
 def parse_selectors(texts: tuple[str, ...], domain: str) -> tuple[Selector, ...]:
     out: list[Selector] = []
     for text in texts:
-        sel = text.strip().lower()
-        if not sel or name_problem(f"{sel}._domainkey.{domain}") or " " in sel:
-            raise Failure(f"--selector {text!r} is not a selector (a DNS label such as mail)")
+        try:
+            sel = selector_name(text.strip()).lower()
+        except ValueError as exc:
+            raise Failure(f"--selector: {exc}") from None
+        if name_problem(f"{sel}._domainkey.{domain}"):
+            raise Failure(f"--selector {text!r} is too long for {domain}")
         if sel not in [s.name for s in out]:
             out.append(Selector(sel))
     return tuple(out)

@@ -50,7 +50,20 @@ from mailseal.doctor.mx import check_mx
 from mailseal.doctor.rdns import check_rdns
 from mailseal.doctor.spfcheck import check_helo_name, check_ip, check_record
 from mailseal.doctor.transport import check_mta_sts, check_tls_rpt
+from mailseal.keys.names import domain_name
 from mailseal.spf.lookup import IPAddress
+
+
+def domain_to_check(text: str) -> str:
+    """``text`` as a lower-case A-label host-name domain of two labels or more; ValueError if not.
+
+    Stricter than DNS (RFC 1035 §2.3.1 letters, digits, hyphens; "_" allowed),
+    as mail domains are, so every check (DMARC's report address, SPF) can use it.
+    """
+    name = domain_name(text)
+    if "." not in name:
+        raise ValueError(f"{text!r} is a single label, not a mail domain (e.g. example.com)")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,4 +152,4 @@ def _alignment(domain: str, findings: list[Finding]) -> Finding | None:
     )
 
 
-__all__ = ["CheckOptions", "conclude", "plan"]
+__all__ = ["CheckOptions", "conclude", "domain_to_check", "plan"]

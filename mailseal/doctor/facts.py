@@ -17,6 +17,7 @@ from email.utils import getaddresses
 from typing import Final
 
 from mailseal.dkim.signature import read_labels
+from mailseal.doctor.checks import domain_to_check
 from mailseal.doctor.received import (
     AuthResults,
     ReceivedSpf,
@@ -26,7 +27,7 @@ from mailseal.doctor.received import (
     received_client,
 )
 from mailseal.message.headers import HeaderField
-from mailseal.spf.lookup import IPAddress, client_address, to_ascii
+from mailseal.spf.lookup import IPAddress, client_address
 
 #: Addresses of the receiving site itself (its internal hops), skipped when
 #: looking for the server that handed the message over.
@@ -41,6 +42,7 @@ class MessageFacts:
     """What a message's header fields say about how it was sent and received."""
 
     from_domains: tuple[str, ...]  # the From addresses' domains (A-labels)
+    from_addresses: tuple[str, ...]  # the From addresses as written
     from_fields: int
     mail_from: str | None  # the envelope sender; "" is the null sender; None unknown
     client_ip: IPAddress | None
@@ -70,9 +72,10 @@ def _address(text: str | None) -> IPAddress | None:
 
 
 def domain_of(address: str) -> str | None:
-    domain = address.rpartition("@")[2].strip().rstrip(">").lower()
+    """The domain of ``address`` as an A-label; None for none, a literal, a single label."""
+    domain = address.rpartition("@")[2].strip().rstrip(">")
     try:
-        return to_ascii(domain) if domain else None
+        return domain_to_check(domain)
     except ValueError:
         return None
 
@@ -80,9 +83,8 @@ def domain_of(address: str) -> str | None:
 def read_facts(fields: Sequence[HeaderField]) -> MessageFacts:
     """Read the header fields the checks need (see the module docstring)."""
     froms = [field_text(f) for f in fields if f.lname == "from"]
-    domains = tuple(
-        d for _, addr in getaddresses(froms) if addr and (d := domain_of(addr)) is not None
-    )
+    addresses = tuple(addr for _, addr in getaddresses(froms) if addr)
+    domains = tuple(d for addr in addresses if (d := domain_of(addr)) is not None)
     received_spf = next(
         (
             r
@@ -104,6 +106,7 @@ def read_facts(fields: Sequence[HeaderField]) -> MessageFacts:
     ip, helo, where = _client(fields, received_spf)
     return MessageFacts(
         from_domains=domains,
+        from_addresses=addresses,
         from_fields=len(froms),
         mail_from=_mail_from(fields, received_spf, authres),
         client_ip=ip,

@@ -98,13 +98,22 @@ def _headers(facts: MessageFacts) -> Findings:
             )
         ]
     findings: Findings = []
-    if facts.from_fields > 1 or len(facts.from_domains) != 1:
+    if facts.from_fields > 1 or len(facts.from_addresses) != 1:
         findings.append(
             fail(
                 "msg.headers",
-                f"{facts.from_fields} From: field(s) with {len(facts.from_domains)} address(es): "
-                "DMARC needs exactly one author domain, so receivers reject it",
+                f"{facts.from_fields} From: field(s) with {len(facts.from_addresses)} "
+                "address(es): DMARC needs exactly one author address, so receivers reject it",
                 "send with one From: field holding one address",
+            )
+        )
+    elif not facts.from_domains:
+        findings.append(
+            fail(
+                "msg.headers",
+                f"From: {facts.from_addresses[0]} has no domain name receivers can check "
+                "(an address literal or a single label): DMARC and the domain checks cannot run",
+                "send with a From: address at your domain (user@example.com)",
             )
         )
     for name in facts.missing:
