@@ -288,11 +288,17 @@ def test_demo_says_why_it_does_not_use_postfix(monkeypatch: pytest.MonkeyPatch) 
     assert demo.postfix_obstacle(True) == "--no-postfix was given"
     monkeypatch.setattr(demo.os.path, "exists", lambda p: p != demo.POSTFIX_BIN)
     monkeypatch.setattr(demo, "other_mtas", lambda: [])
-    assert "Postfix is not installed; `./run demo` run as root installs it" in str(
-        demo.postfix_obstacle(False)
+    assert "Postfix is not installed (--no-install was given); `./run demo` run as root" in str(
+        demo.postfix_obstacle(False, install=False)
     )
+    # Installing is attempted only where no other MTA is installed; its failure is reported.
+    tried: list[bool] = []
+    monkeypatch.setattr(demo, "install_postfix", lambda: tried.append(True) or "apt-get failed: x")
+    assert "Postfix is not installed (apt-get failed: x)" in str(demo.postfix_obstacle(False))
+    assert tried == [True]
     monkeypatch.setattr(demo, "other_mtas", lambda: ["exim4-daemon-light"])
     said = str(demo.postfix_obstacle(False))
+    assert tried == [True]  # not tried again: the postfix package would remove exim4
     assert "another MTA is (exim4-daemon-light)" in said and "would remove it" in said
     monkeypatch.setattr(demo.os.path, "exists", lambda p: True)
     monkeypatch.setattr(demo.os, "geteuid", lambda: 1000)
