@@ -1,8 +1,8 @@
 """The score out of 10, as online mail testers give it: start at 10, subtract deductions.
 
 Every deduction comes from :data:`WEIGHTS`, keyed by check id: what a ``warn``
-costs, what a ``fail`` costs, and the most that check may cost in all (a
-message with three blocklist listings loses 3 points, not 6 for SPF twice).
+costs, what a ``fail`` costs, and the most that check may cost in all (three
+blocklist listings cost 3 points; two selectors without a key still cost 2).
 ``ok`` and ``error`` findings cost nothing: an error means the check could not
 run (a DNS failure on the way), which says nothing against the domain. The
 score is clamped to 0..10 and rounded to one decimal, so a domain with no
