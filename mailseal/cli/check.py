@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import secrets
 import time
@@ -273,6 +274,11 @@ def check_command(
     if not wanted and local.selectors:
         notes.append(f"DKIM selectors from {config}: {', '.join(s.name for s in chosen)}")
     zones_checked = blocklists(dnsbls, zones, notes if address is not None else [])
+    if address is not None and not address.is_global and not _documentation(address):
+        notes.append(
+            f"--ip {address} is not a public address: receivers see the address your mail "
+            "leaves from (the one your provider's PTR is for)"
+        )
     if address is None:
         notes.append(
             "give --ip (and --helo) to check SPF for your server, reverse DNS and blocklists"
@@ -286,6 +292,17 @@ def check_command(
         said = _send(name, mail_from, recipient, keys, relay, sendmail)
         click.echo(said, err=as_json)
     raise SystemExit(1 if report.failed else 0)
+
+
+#: Documentation addresses (RFC 5737, RFC 3849): examples, not private networks.
+_EXAMPLES = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def _documentation(address: IPAddress) -> bool:
+    return any(address.version == n.version and address in n for n in _EXAMPLES)
 
 
 def _with_keys(wanted: tuple[Selector, ...], known: tuple[Selector, ...]) -> list[Selector]:

@@ -296,3 +296,10 @@ def test_zone_files_ask_no_default_blocklists(zone_args: list[str]) -> None:
     assert rc == 0 and not [f for f in json.loads(out)["findings"] if f["check"] == "dnsbl"]
     rc, out, _ = run(GOOD, "--ip", GOOD_IP, *zone_args)
     assert "note: blocklists are not asked with --zone" in out
+
+
+def test_a_private_ip_gets_a_note(zone_args: list[str]) -> None:
+    rc, out, _ = run(GOOD, "--ip", "10.1.2.3", *zone_args)
+    assert "note: --ip 10.1.2.3 is not a public address" in out
+    rc, out, _ = run(GOOD, "--ip", GOOD_IP, *zone_args)
+    assert "not a public address" not in out
