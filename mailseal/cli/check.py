@@ -269,7 +269,8 @@ def check_command(
     mail_from = parse_address(sender, "--from") if sender else f"postmaster@{name}"
     relay = parse_smtp(smtp) if smtp else None
     local = configured_selectors(config, name)
-    chosen = wanted or local.selectors
+    # A given selector the KeyTable also names is checked against its private key.
+    chosen = tuple(_with_keys(wanted, local.selectors)) if wanted else local.selectors
     notes = list(local.notes) if not wanted else []
     if not wanted and local.selectors:
         notes.append(f"DKIM selectors from {config}: {', '.join(s.name for s in chosen)}")
@@ -288,7 +289,7 @@ def check_command(
     report = run_report(name, plan(options, org_domain), resolver, dns_timeout)
     render(report, f"mailseal check {name}", notes, as_json)
     if recipient is not None:
-        keys = _with_keys(wanted, local.selectors) if wanted else list(local.selectors)
+        keys = list(chosen)
         said = _send(name, mail_from, recipient, keys, relay, sendmail)
         click.echo(said, err=as_json)
     raise SystemExit(1 if report.failed else 0)
@@ -307,7 +308,7 @@ def _documentation(address: IPAddress) -> bool:
 
 def _with_keys(wanted: tuple[Selector, ...], known: tuple[Selector, ...]) -> list[Selector]:
     keys = {s.name: s for s in known}
-    return [keys[s.name] for s in wanted if s.name in keys]
+    return [keys.get(s.name, s) for s in wanted]
 
 
 def _send(
