@@ -106,20 +106,27 @@ def blocklists(
 
 
 def parse_smtp(text: str) -> tuple[str, int]:
-    host, colon, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    if not colon:
-        return text.strip("[]"), SMTP_PORT
+    """``HOST``, ``HOST:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address; port 25 by default."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host:
+        raise Failure(f"--smtp {text!r}: give HOST or HOST:PORT")
+    if not port:
+        return host, SMTP_PORT
     if not (port.isdigit() and 0 < int(port) < 65536):
         raise Failure(f"--smtp {text!r}: the port must be a number 1-65535")
-    return host.strip("[]"), int(port)
+    return host, int(port)
 
 
 # -- running ---------------------------------------------------------------
 
 
-def run_report(
-    domain: str, parts: list[Part], resolver: Any, dns_timeout: float, extra: tuple[Any, ...] = ()
-) -> Report:
+def run_report(domain: str, parts: list[Part], resolver: Any, dns_timeout: float) -> Report:
     """Run the parts; exit 2 (Failure) when DNS could not be reached at all."""
     result = asyncio.run(run_parts(parts, resolver, BUDGET_FACTOR * dns_timeout))
     if not result.reached:

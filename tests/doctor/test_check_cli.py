@@ -303,3 +303,14 @@ def test_a_private_ip_gets_a_note(zone_args: list[str]) -> None:
     assert "note: --ip 10.1.2.3 is not a public address" in out
     rc, out, _ = run(GOOD, "--ip", GOOD_IP, *zone_args)
     assert "not a public address" not in out
+
+
+def test_parse_smtp() -> None:
+    from mailseal.cli.check import parse_smtp
+
+    assert parse_smtp("localhost") == ("localhost", 25)
+    assert parse_smtp("127.0.0.1:2525") == ("127.0.0.1", 2525)
+    assert parse_smtp("[::1]:26") == ("::1", 26)
+    assert parse_smtp("::1") == ("::1", 25)
+    rc, _, err = run("example.com", "--send-test", "a@example.net", "--smtp", "h:99999")
+    assert rc == 2 and "port must be a number" in err
