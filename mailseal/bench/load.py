@@ -91,6 +91,7 @@ class BenchRun:
 
     outcomes: list[_Outcome] = field(default_factory=list)
     end: float = 0.0
+    cpu: float = 0.0  # process CPU seconds over the timed part
 
 
 def signed_pools(corpus: Corpus, opts: BenchOptions, now: int) -> dict[str, list[BenchMessage]]:
@@ -165,6 +166,7 @@ class Bench:
         run = BenchRun()
         counter = itertools.count()
         done = itertools.count(1)
+        cpu = time.process_time()
         start = time.perf_counter()
 
         async def lane(client: MilterClient | None) -> None:
@@ -203,6 +205,7 @@ class Bench:
                 await client.quit()
 
         await asyncio.gather(*(lane(c) for c in clients))
+        run.cpu = time.process_time() - cpu
         run.end = (run.end or time.perf_counter()) - start
         return run
 
@@ -248,6 +251,7 @@ class Bench:
             messages_per_second=round(ok / run.end, 2) if run.end > 0 else 0.0,
             latency_ms=Latency.of(latencies),
             mean_message_bytes=round(self.corpus.mean_size(opts.messages), 1),
+            client_cpu_ms=round(run.cpu * 1000 / max(len(run.outcomes), 1), 3),
             milter_flags=self.flags,
         )
 

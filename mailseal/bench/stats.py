@@ -66,6 +66,7 @@ class Summary:
     messages_per_second: float  # ok / seconds: a wrong answer never counts
     latency_ms: Latency
     mean_message_bytes: float
+    client_cpu_ms: float  # this load generator's own CPU time per message (same machine)
     milter_flags: dict[str, int] = field(default_factory=dict)  # the milter's O reply
 
     def to_json(self) -> dict[str, Any]:

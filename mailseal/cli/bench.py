@@ -182,6 +182,7 @@ def _render(s: Summary) -> None:
     )
     table.add_row("messages", f"{s.sent} sent over {s.concurrency} connection(s), {s.ok} ok")
     table.add_row("messages/s", f"{s.messages_per_second:,.1f}  ({s.seconds:.2f} s)")
+    table.add_row("this client", f"{s.client_cpu_ms:.2f} ms CPU per message")
     lat = s.latency_ms
     table.add_row("latency ms", f"p50 {lat.p50:.2f}  p95 {lat.p95:.2f}  p99 {lat.p99:.2f}")
     errors = ", ".join(f"{k}: {n}" for k, n in s.error_kinds.items()) or "none"
