@@ -226,11 +226,17 @@ class MilterSession:
         if isinstance(cmd, Body):
             return self._body(cmd)
         if isinstance(cmd, OptNeg):
-            reply, self.negotiated = codec.negotiate(cmd, WANT_ACTIONS, WANT_PROTOCOL, WANT_MACROS)
-            if ActionFlag.ADDHDRS not in self.negotiated.actions:
-                self.events.append(
-                    Event("error", "milter.negotiate", "MTA does not allow adding header fields")
-                )
+            # OpenDKIM compat: without CHGHDRS the forged Authentication-Results fields
+            # could not be removed, so it is required unless KeepAuthResults is set.
+            need = ActionFlag.ADDHDRS
+            if not self.cfg.keep_auth_results:
+                need |= ActionFlag.CHGHDRS
+            reply, self.negotiated = codec.negotiate(
+                cmd, WANT_ACTIONS, WANT_PROTOCOL, WANT_MACROS, require_actions=need
+            )
+            if self.negotiated.problem:
+                # As OpenDKIM does: refuse the connection rather than half-work.
+                raise MilterProtocolError(f"cannot work with this MTA: {self.negotiated.problem}")
             return [reply]
         if isinstance(cmd, Connect):
             return self._connect(cmd)
@@ -317,12 +323,23 @@ class MilterSession:
             m.done = True
             return self.failure(cfg.on_security, "message header block too large")
         sender = self._sender()
-        if sender is None:
+        if sender is None and cfg.mode_sign:
+            # OpenDKIM compat: no usable From (or SenderHeaders) address: log, skip
+            # signing and verifying, and say so in Authentication-Results.
             self._log("info", "milter.no_sender", "can't determine message sender; accepting")
             m.done = True
-            return [Accept()]
+            m.final = [
+                self._new_header(
+                    AR_FIELD,
+                    f" {self.authserv_id}; dkim=permerror (bad message/signature format)".encode(),
+                ),
+                Continue(),
+            ]
+            return self._reply(cmd, Continue())
         originated = self._originated()
-        if cfg.mode_sign and originated:
+        if sender is None:
+            pass  # verify-only mode: the sender is not needed to verify
+        elif cfg.mode_sign and originated:
             m.choices = cfg.signing_for(sender)
             if m.choices:
                 return self._start_signing(cmd)

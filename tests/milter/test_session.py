@@ -250,11 +250,17 @@ def test_several_messages_and_abort_on_one_connection(
     assert not session.in_message
 
 
-def test_no_sender_is_accepted_untouched(tmp_path: Path, keys: dict[str, SigningKey]) -> None:
+def test_no_sender_gets_a_permerror_result_and_is_accepted(
+    tmp_path: Path, keys: dict[str, SigningKey]
+) -> None:
+    """OpenDKIM compat: no usable From address: nothing signed or verified, AR says why."""
     cfg = make_config(tmp_path, {"rsa": keys["rsa"]})
-    session = MilterSession(cfg, "mx")
+    session = MilterSession(cfg, "mx.example.net")
     replies = run_message(session, b"To: x@example.org\r\n\r\nhi\r\n", zone_for(keys))
-    assert replies == [codec.Accept()]
+    ar = [r for r in replies if isinstance(r, codec.InsertHeader)]
+    assert [r.name for r in ar] == [b"Authentication-Results"]
+    assert ar[0].value == b" mx.example.net; dkim=permerror (bad message/signature format)"
+    assert isinstance(replies[-1], codec.Continue)
     assert "can't determine message sender; accepting" in session.drain_events()[-1].text
 
 
