@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator
 from typing import Final
 
 from mailseal.config.opendkim import MilterConfig, OnAction
-from mailseal.dns.resolver import build_resolver
+from mailseal.dns.resolver import Resolver, build_resolver
 from mailseal.dns.types import Answer, Question
 from mailseal.errors import MilterProtocolError
 from mailseal.milter import codec
@@ -89,6 +89,7 @@ class Worker:
         self.authserv_id = authserv_id
         self.hostname = socket.gethostname()
         self.resolver = build_resolver([], list(cfg.nameservers), float(cfg.dns_timeout))
+        self.cache = self.resolver.cache if isinstance(self.resolver, Resolver) else None
         self.connections: set[Connection] = set()
         self.stopping = asyncio.Event()
 
@@ -230,6 +231,11 @@ class Connection(asyncio.Protocol):
             steps = session.handle(cmd, int(time.time()))
             try:
                 question = next(steps)
+                # Answers the cache holds need no task: Resolver.ask would return
+                # them just the same, without waiting for anything.
+                cache = self.worker.cache
+                while cache is not None and (answer := cache.get(question)) is not None:
+                    question = steps.send(answer)
             except StopIteration as stop:  # signing asks no questions
                 return stop.value  # type: ignore[no-any-return]
         except MilterProtocolError:
