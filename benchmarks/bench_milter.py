@@ -350,15 +350,18 @@ class Runner:
                 if self.out_of_time(f"concurrency sweep p{protocol} run {rep + 1}"):
                     return
                 for c in plan.sweep:
+                    # OpenDKIM and dkimpy-milter wait ~45 ms per message per connection
+                    # (see the report): a third of the messages takes as long
                     n = min(plan.sweep_cap, plan.sweep_per_connection * c)
                     for name in self._order(rep, names):
                         impl = "mailseal" if name == "mailseal-1w" else name
+                        count = n if impl == "mailseal" else max(20, n // 3)
                         run = self._bench(
                             name,
                             self.sign[name],
                             mode="sign",
                             size="2k",
-                            messages=self._share(impl, n),
+                            messages=count,
                             concurrency=c,
                             protocol=protocol,
                         )
@@ -779,7 +782,7 @@ def evaluate(res: Results, plan: Plan) -> list[tuple[str, bool, str]]:
     for protocol in plan.sweep_protocols:
         parts, oks = [], []
         for c in plan.sweep:
-            if c < cores:
+            if c < 2 * cores:  # a worker needs two connections to have work while it waits
                 continue
             two = med(res.sweep.get(f"p{protocol} {c}|mailseal"), "rate")
             one = med(res.sweep.get(f"p{protocol} {c}|mailseal-1w"), "rate")
@@ -790,7 +793,7 @@ def evaluate(res: Results, plan: Plan) -> list[tuple[str, bool, str]]:
             out.append(
                 (
                     f"throughput grows with workers, p{protocol} (one per core, {cores}, "
-                    "against one; >= 1.15x at each concurrency >= cores)",
+                    "against one; >= 1.15x from 2 connections per worker up)",
                     all(oks),
                     ", ".join(parts),
                 )
