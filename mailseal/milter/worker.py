@@ -15,7 +15,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import Final
+from typing import Final, cast
 
 from mailseal.config.opendkim import MilterConfig, OnAction
 from mailseal.dns.resolver import Resolver, build_resolver
@@ -155,8 +155,7 @@ class Connection(asyncio.Protocol):
     # -- transport callbacks -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # a stream transport
         self.ack_now = quick_ack(transport)
         self.worker.connections.add(self)
 
