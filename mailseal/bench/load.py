@@ -1,11 +1,12 @@
 """The load: C milter connections, each sending message after message, as Postfix would.
 
-Every message goes through :meth:`MilterClient.send_message` (connect and HELO once
+Every message is what :meth:`MilterClient.send_message` sends (connect and HELO once
 per connection, then MAIL, RCPT, DATA, headers, end of headers, body chunks, end of
-message, abort), so the protocol work stays in the client. The clock runs from the
-moment every connection is open and negotiated to the last final reply; a latency
-is one ``send_message``, first packet to final reply. The replies are checked after
-the clock stops (``check.py``), so checking costs the milter nothing.
+message, abort), recorded before the clock starts and replayed from one epoll loop
+(``replay.py``), so the client costs the machine it shares with the milter little.
+The clock runs from the moment every connection is open and negotiated to the last
+final reply; a latency is one message, first packet to final reply. The replies are
+decoded and checked after the clock stops (``check.py``).
 
 In sign mode the client looks like a local sender (127.0.0.1, which the tutorial's
 InternalHosts lists); in verify mode like an outside server (198.51.100.25), and the
@@ -14,8 +15,7 @@ messages carry a signature made here with the key, relaxed/simple as the tutoria
 
 from __future__ import annotations
 
-import asyncio
-import itertools
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,15 +23,15 @@ from typing import Final
 
 from mailseal.bench.check import ResultCheck, SignatureCheck
 from mailseal.bench.corpus import BenchMessage, Corpus, Mode, from_raw, raw_message
+from mailseal.bench.replay import Done, Replayer, decode, open_milter
 from mailseal.bench.stats import Latency, Summary, count_errors
-from mailseal.bench.stream import PostfixStreamClient
 from mailseal.dkim.canon import Canon
 from mailseal.dkim.keys import SigningKey
 from mailseal.dkim.sign import SignerSpec, sign_message
 from mailseal.dkim.verify import VerifyOptions
 from mailseal.errors import MailsealError, MilterProtocolError
 from mailseal.milter.client import DEFAULT_CONNECT, MessageResult, MilterClient
-from mailseal.milter.messages import Connect
+from mailseal.milter.messages import Connect, OptNegReply, Progress, Skip
 
 #: How a local sender looks (what Postfix's smtpd sends for a loopback client).
 INSIDE: Final = DEFAULT_CONNECT
@@ -115,23 +115,19 @@ def signed_pools(corpus: Corpus, opts: BenchOptions, now: int) -> dict[str, list
     return out
 
 
-async def _open(opts: BenchOptions) -> MilterClient:
-    client = PostfixStreamClient(timeout=opts.timeout)
+def _outcome(done: Done) -> _Outcome:
+    """What a replayed message got, decoded (after the clock: decoding costs nothing)."""
+    if done.error is not None:
+        return _Outcome(done.index, None, False, done.latency, done.error)
     try:
-        await client.connect(opts.socket)
-        await client.negotiate(opts.protocol)
-    except BaseException:
-        await client.close()
-        raise
-    return client
-
-
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, MilterProtocolError):
-        return "protocol error"
-    return "connection lost"
+        replies = [r for r in decode(done.packets) if not isinstance(r, Progress)]
+    except MilterProtocolError:
+        replies = []
+    unexpected = done.stage == b"E" and any(isinstance(r, Skip | OptNegReply) for r in replies)
+    if not replies or unexpected:
+        return _Outcome(done.index, None, False, done.latency, "protocol error")
+    result = MessageResult(replies[-1], done.stage, tuple(replies[:-1]), done.body_skipped)
+    return _Outcome(done.index, result, done.leading_space, done.latency)
 
 
 class Bench:
@@ -148,14 +144,18 @@ class Bench:
         self.flags: dict[str, int] = {}
         self.negotiated = 0
 
-    async def run(self, progress: Callable[[int], None] | None = None) -> BenchRun:
+    def run(self, progress: Callable[[int], None] | None = None) -> BenchRun:
         """Open the connections, send every message, return what came back (unchecked)."""
         opts = self.opts
+        conns: list[tuple[socket.socket, MilterClient]] = []
         try:
-            clients = await asyncio.gather(*(_open(opts) for _ in range(opts.concurrency)))
-        except (OSError, TimeoutError, MilterProtocolError, ValueError) as exc:
+            for _ in range(opts.concurrency):
+                conns.append(open_milter(opts.socket, opts.protocol, opts.timeout))
+        except (OSError, MilterProtocolError, ValueError) as exc:
+            for sock, _client in conns:
+                sock.close()
             raise BenchError(f"cannot open a milter connection to {opts.socket}: {exc}") from None
-        reply = clients[0].reply
+        reply = conns[0][1].reply
         if reply is not None:
             self.negotiated = reply.version
             self.flags = {
@@ -163,50 +163,25 @@ class Bench:
                 "actions": int(reply.actions),
                 "protocol": int(reply.protocol),
             }
-        run = BenchRun()
-        counter = itertools.count()
-        done = itertools.count(1)
+        replayer = Replayer(
+            spec=opts.socket,
+            version=opts.protocol,
+            timeout=opts.timeout,
+            messages=opts.messages,
+            message=self.corpus.__getitem__,
+            connect=self.connect,
+            mail_from=f"<{opts.from_address}>",
+            rcpts=(RECIPIENT,),
+            progress=progress,
+        )
+        replayer.prepare(conns)  # every message recorded before the clock starts
         cpu = time.process_time()
         start = time.perf_counter()
-
-        async def lane(client: MilterClient | None) -> None:
-            while (i := next(counter)) < opts.messages:
-                if client is None:
-                    try:
-                        client = await _open(opts)
-                    except (OSError, TimeoutError, MilterProtocolError) as exc:
-                        run.outcomes.append(_Outcome(i, None, False, 0.0, _kind(exc)))
-                        continue
-                msg = self.corpus[i]
-                t0 = time.perf_counter()
-                try:
-                    result = await client.send_message(
-                        connect=self.connect,
-                        mail_from=f"<{opts.from_address}>",
-                        rcpts=(RECIPIENT,),
-                        headers=msg.headers,
-                        body=msg.body,
-                    )
-                except (OSError, TimeoutError, MilterProtocolError) as exc:
-                    t1 = time.perf_counter()
-                    run.outcomes.append(_Outcome(i, None, False, t1 - t0, _kind(exc)))
-                    await client.close()
-                    client = None
-                else:
-                    t1 = time.perf_counter()
-                    run.outcomes.append(_Outcome(i, result, client.leading_space, t1 - t0))
-                    if result.stage in (b"C", b"H"):  # the milter is done with this session
-                        await client.quit()
-                        client = None
-                run.end = max(run.end, t1)
-                if progress is not None:
-                    progress(next(done))
-            if client is not None:
-                await client.quit()
-
-        await asyncio.gather(*(lane(c) for c in clients))
+        replayer.run()
+        run = BenchRun()
         run.cpu = time.process_time() - cpu
-        run.end = (run.end or time.perf_counter()) - start
+        run.end = (replayer.end or time.perf_counter()) - start
+        run.outcomes = [_outcome(done) for done in replayer.done]
         return run
 
     def summary(self, run: BenchRun) -> Summary:
@@ -259,7 +234,7 @@ class Bench:
 def run_bench(opts: BenchOptions, progress: Callable[[int], None] | None = None) -> Summary:
     """Run a whole benchmark (for scripts and tests)."""
     bench = Bench(opts)
-    return bench.summary(asyncio.run(bench.run(progress)))
+    return bench.summary(bench.run(progress))
 
 
 __all__ = ["INSIDE", "OUTSIDE", "Bench", "BenchError", "BenchOptions", "BenchRun", "run_bench"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -136,7 +135,7 @@ def bench_command(
     except (ValueError, MailsealError) as exc:
         raise Failure(str(exc)) from None
     try:
-        run = asyncio.run(_run_with_progress(bench, messages, quiet=as_json))
+        run = _run_with_progress(bench, messages, quiet=as_json)
     except BenchError as exc:
         click.echo(f"mailseal: {exc}", err=True)
         raise SystemExit(EX_UNAVAILABLE) from None
@@ -149,9 +148,9 @@ def bench_command(
         raise SystemExit(EX_ERRORS)
 
 
-async def _run_with_progress(bench: Bench, total: int, *, quiet: bool) -> BenchRun:
+def _run_with_progress(bench: Bench, total: int, *, quiet: bool) -> BenchRun:
     if quiet or not sys.stderr.isatty():
-        return await bench.run()
+        return bench.run()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -163,7 +162,7 @@ async def _run_with_progress(bench: Bench, total: int, *, quiet: bool) -> BenchR
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{bench.opts.mode.value} {bench.opts.size}", total=total)
-        return await bench.run(lambda done: bar.update(task, completed=done))
+        return bench.run(lambda done: bar.update(task, completed=done))
 
 
 def _render(s: Summary) -> None:

@@ -216,13 +216,30 @@ class MilterClient:
         protocol: ProtocolFlag | None = None,
     ) -> OptNegReply:
         """Offer what Postfix with ``milter_protocol = version`` offers; check the answer."""
-        if protocol is None and version not in POSTFIX_PROTOCOL:
-            raise ValueError(f"Postfix has no milter protocol {version}; pass protocol=")
-        offered = POSTFIX_PROTOCOL[version] if protocol is None else protocol
-        await self._send(OptNeg(version, actions, offered))
+        offer = self.offer(version, actions, protocol)
+        await self._send(offer)
         reply = await self._next_reply()
         if not isinstance(reply, OptNegReply):
             raise MilterProtocolError(f"expected the O reply to our O, got {reply!r}")
+        self.accept(offer, reply)
+        return reply
+
+    @staticmethod
+    def offer(
+        version: int = 6,
+        actions: ActionFlag = POSTFIX_ACTIONS,
+        protocol: ProtocolFlag | None = None,
+    ) -> OptNeg:
+        """The O packet Postfix with ``milter_protocol = version`` sends."""
+        if protocol is None and version not in POSTFIX_PROTOCOL:
+            raise ValueError(f"Postfix has no milter protocol {version}; pass protocol=")
+        offered = POSTFIX_PROTOCOL[version] if protocol is None else protocol
+        return OptNeg(version, actions, offered)
+
+    def accept(self, offer: OptNeg, reply: OptNegReply) -> None:
+        """Check the filter's answer to ``offer`` as Postfix does and take it on
+        (for a caller that moved the bytes itself)."""
+        version, actions, offered = offer.version, offer.actions, offer.protocol
         # The checks Postfix makes (milter8_connect); it ignores unoffered steps.
         if reply.version > version:
             raise MilterProtocolError(f"filter answered version {reply.version} to {version}")
@@ -240,7 +257,6 @@ class MilterClient:
         for stage, names in (reply.macros or {}).items():
             if names:  # Postfix keeps its own list for a stage given an empty one
                 self._lists[stage] = tuple(names)
-        return reply
 
     @property
     def leading_space(self) -> bool:
