@@ -199,6 +199,10 @@ class Parent:
 
     def _spawn(self, gen: Generation) -> None:
         authserv = authserv_id_for(gen.cfg)
+        # imported here, before the fork and the privilege drop: the worker's user may
+        # not be able to read the Python installation (a pyenv under /root, say)
+        from mailseal.milter.worker import worker_main
+
         pid = os.fork()
         if pid == 0:  # the worker
             status = 1
@@ -214,8 +218,6 @@ class Parent:
                 ):
                     signal.signal(sig, signal.SIG_DFL)
                 drop_privileges(self.who)
-                from mailseal.milter.worker import worker_main
-
                 status = worker_main(self.sock, gen.cfg, authserv)
             except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
                 log.exception("worker failed to start")
