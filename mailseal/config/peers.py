@@ -56,6 +56,9 @@ class PeerEntry:
     regex: re.Pattern[str] | None = None  # a refile: wildcard pattern
 
 
+_SEEN_SIZE: Final = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class PeerList:
     """A set of SMTP clients; ask it with ``matches(ip, hostname)``."""
@@ -64,6 +67,10 @@ class PeerList:
     _names: dict[str, bool] = field(init=False, repr=False, compare=False)
     _nets: tuple[PeerEntry, ...] = field(init=False, repr=False, compare=False)
     _patterns: tuple[PeerEntry, ...] = field(init=False, repr=False, compare=False)
+    # answers so far: a milter sees the same few clients over and over
+    _seen: dict[tuple[str | None, str | None], bool] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         names: dict[str, bool] = {}
@@ -96,7 +103,14 @@ class PeerList:
 
     def matches(self, ip: str | None, hostname: str | None) -> bool:
         """Whether a client with this address and/or name is in the list."""
-        return self._host(hostname) is True or self._ip(ip) is True
+        key = (ip, hostname)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._host(hostname) is True or self._ip(ip) is True
+            if len(self._seen) >= _SEEN_SIZE:
+                self._seen.clear()
+            self._seen[key] = found
+        return found
 
     def _host(self, hostname: str | None) -> bool | None:
         if not hostname:

@@ -180,7 +180,25 @@ def _optneg(payload: bytes) -> OptNeg:
     return OptNeg(version, ActionFlag(actions), ProtocolFlag(protocol))
 
 
+#: Decoded D packets by payload. Postfix sends the same few again and again (an empty
+#: end-of-header list before every header, say); a DefineMacros is never changed
+#: after decoding, so one object serves every connection of a worker.
+_MACRO_CACHE: dict[bytes, DefineMacros] = {}
+_MACRO_CACHE_SIZE: Final = 1024
+
+
 def _macros(payload: bytes) -> DefineMacros:
+    found = _MACRO_CACHE.get(payload)
+    if found is not None:
+        return found
+    decoded = _decode_macros(payload)
+    if len(_MACRO_CACHE) >= _MACRO_CACHE_SIZE:
+        _MACRO_CACHE.clear()
+    _MACRO_CACHE[payload] = decoded
+    return decoded
+
+
+def _decode_macros(payload: bytes) -> DefineMacros:
     if not payload:
         raise ValueError("D: missing the stage code")
     strings = _cstrings(payload[1:], "D")
@@ -446,8 +464,13 @@ def _reply_payload(reply: Reply) -> tuple[ResponseCode | bytes, bytes]:
             assert_never(reply)
 
 
+_CONTINUE: Final = frame(ResponseCode.CONTINUE.value, b"")
+
+
 def encode_reply(reply: Reply) -> bytes:
     """Turn a reply or modification into its packet (filter side)."""
+    if type(reply) is Continue:  # most replies: one fixed packet
+        return _CONTINUE
     code, payload = _reply_payload(reply)
     return frame(code if isinstance(code, bytes) else code.value, payload)
 

@@ -8,7 +8,7 @@ milter8_connect (milter8.c) for what Postfix offers per version and what it chec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from mailseal.milter.messages import (
@@ -91,6 +91,9 @@ class Negotiated:
     mta_protocol: ProtocolFlag
     macros: dict[bytes, list[str]] | None = None  # macro lists we asked for
     problem: str | None = None
+    _needs_reply: dict[type, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )  # needs_reply by command class, filled as asked
 
     @property
     def leading_space(self) -> bool:
@@ -109,10 +112,13 @@ class Negotiated:
         a stray one would be taken as the answer to a later command.
         """
         kind = command if isinstance(command, type) else type(command)
-        if issubclass(kind, _NEVER_ANSWERED):
-            return False
-        flag = _NO_REPLY.get(kind)
-        return flag is None or flag not in self.protocol
+        known = self._needs_reply.get(kind)
+        if known is None:
+            flag = _NO_REPLY.get(kind)
+            never = issubclass(kind, _NEVER_ANSWERED)
+            known = not never and (flag is None or flag not in self.protocol)
+            self._needs_reply[kind] = known
+        return known
 
 
 def negotiate(

@@ -12,6 +12,7 @@ outcome into header changes and a final reply following the On-* actions.
 from __future__ import annotations
 
 import email.utils
+import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Final
@@ -116,6 +117,7 @@ class _Message:
     fix: CrlfNormalizer | None = None  # FixCRLF state across body chunks
 
 
+@functools.lru_cache(maxsize=1024)  # the same From fields come again and again
 def sender_address(value: bytes) -> str | None:
     """The first address of a From-like field value, domain lower-cased, or None."""
     text = value.decode("utf-8", "replace").replace("\r\n", "")
@@ -137,6 +139,7 @@ class MilterSession:
         self.hostname = hostname
         self.events: list[Event] = []
         self.negotiated: codec.Negotiated | None = None
+        self._leading_space = False  # HDR_LEADSPC agreed
         self.macros: dict[str, str] = {}
         self.host = ""
         self.address: str | None = None
@@ -181,7 +184,7 @@ class MilterSession:
     @property
     def leading_space(self) -> bool:
         """True when the MTA sends header values with their exact leading white space."""
-        return bool(self.negotiated and ProtocolFlag.HDR_LEADSPC in self.negotiated.protocol)
+        return self._leading_space
 
     def failure(self, action: OnAction, why: str) -> list[Reply]:
         """The final reply for an On-* action."""
@@ -234,6 +237,7 @@ class MilterSession:
             reply, self.negotiated = codec.negotiate(
                 cmd, WANT_ACTIONS, WANT_PROTOCOL, WANT_MACROS, require_actions=need
             )
+            self._leading_space = ProtocolFlag.HDR_LEADSPC in self.negotiated.protocol
             if self.negotiated.problem:
                 # As OpenDKIM does: refuse the connection rather than half-work.
                 raise MilterProtocolError(f"cannot work with this MTA: {self.negotiated.problem}")
