@@ -86,7 +86,7 @@ def setup_logging(*, syslog: bool, facility: str, foreground: bool, verbose: boo
     "--workers",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Worker processes (default: MailsealWorkers, else one per CPU core).",
+    help="Worker processes (default: MailsealWorkers, else half the CPU cores, at least 1).",
 )
 def milter_command(
     config_file: Path,
@@ -128,7 +128,7 @@ def milter_command(
     if check_only:
         click.echo(f"{config_file}: configuration OK", err=True)
         return
-    from mailseal.milter.server import ServerError, serve
+    from mailseal.milter.server import ServerError, default_workers, serve
 
     setup_logging(
         syslog=cfg.syslog,
@@ -138,7 +138,7 @@ def milter_command(
     )
     for w in cfg.warnings:
         logging.getLogger("mailseal.config").warning("%s", w, extra={"event": "config.warning"})
-    count = workers or cfg.workers or os.cpu_count() or 1
+    count = workers or cfg.workers or default_workers()
     try:
         status = serve(
             config_file,

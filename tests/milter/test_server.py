@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 class Milter:
-    def __init__(self, root: Path, extra: str = "", workers: int = 2) -> None:
+    def __init__(self, root: Path, extra: str = "", workers: int | None = 2) -> None:
         self.root = root
         self.port = free_port()
         self.spec = f"inet:{self.port}@127.0.0.1"
@@ -60,8 +60,7 @@ class Milter:
                 "-f",
                 "-x",
                 str(self.conf),
-                "--workers",
-                str(self.workers),
+                *(["--workers", str(self.workers)] if self.workers else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("wb"),
@@ -305,3 +304,25 @@ def test_sigterm_lets_open_connections_finish_their_messages(milter: Milter) -> 
 
     assert asyncio.run(interrupted_message()).name == b"DKIM-Signature"
     assert milter.stop() == 0
+
+
+@pytest.mark.parametrize(("cpus", "want"), [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
+def test_default_workers_leave_half_the_cpus_to_the_mta(cpus: int, want: int) -> None:
+    from mailseal.milter.server import default_workers
+
+    assert default_workers(cpus) == want
+
+
+def test_default_workers_follow_the_cpus_this_process_may_use(milter: Milter) -> None:
+    from mailseal.milter.server import default_workers
+
+    allowed = len(os.sched_getaffinity(0))
+    assert default_workers() == max(1, allowed // 2)
+    milter.workers = None  # neither --workers nor MailsealWorkers
+    milter.start()
+    deadline = time.monotonic() + 10
+    while len(milter.worker_pids()) < default_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # none beyond that
+    assert len(milter.worker_pids()) == default_workers()
+    assert f"ready, {default_workers()} worker(s)" in milter.log.read_text()
