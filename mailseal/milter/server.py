@@ -35,6 +35,7 @@ from typing import Final
 
 from mailseal.config.opendkim import MilterConfig, load_config
 from mailseal.errors import ConfigError, MailsealError
+from mailseal.milter.board import LoadBoard
 from mailseal.milter.sockets import SocketFamily, parse_socket_spec
 
 log = logging.getLogger("mailseal.milter")
@@ -208,6 +209,10 @@ class Parent:
         self.stopping = False
         self.reload_wanted = False
         self.restarts: deque[float] = deque()
+        # connections per worker, for even accepting; room for a generation draining
+        # after a reload or two beside the current one
+        self.board = LoadBoard(3 * workers)
+        self.slots: dict[int, int] = {}  # worker pid -> its board slot
         self.restart_total = 0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -221,6 +226,7 @@ class Parent:
         # not be able to read the Python installation (a pyenv under /root, say)
         from mailseal.milter.worker import worker_main
 
+        slot = self.board.claim()  # None: the board is full, the worker goes without
         pid = os.fork()
         if pid == 0:  # the worker
             status = 1
@@ -236,13 +242,15 @@ class Parent:
                 ):
                     signal.signal(sig, signal.SIG_DFL)
                 drop_privileges(self.who)
-                status = worker_main(self.sock, gen.cfg, authserv)
+                status = worker_main(self.sock, gen.cfg, authserv, self.board, slot)
             except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
                 log.exception("worker failed to start")
             finally:
                 logging.shutdown()
                 os._exit(status)
         gen.pids.add(pid)
+        if slot is not None:
+            self.slots[pid] = slot
 
     def _fill(self) -> None:
         while len(self.current.pids) < self.workers and not self.stopping:
@@ -257,6 +265,9 @@ class Parent:
             if pid == 0:
                 return
             crashed = not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+            slot = self.slots.pop(pid, None)
+            if slot is not None:
+                self.board.release(slot)
             if pid in self.current.pids:
                 self.current.pids.discard(pid)
                 if not self.stopping:

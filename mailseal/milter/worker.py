@@ -22,6 +22,7 @@ from mailseal.dns.resolver import Resolver, build_resolver
 from mailseal.dns.types import Answer, Question
 from mailseal.errors import MilterProtocolError
 from mailseal.milter import codec
+from mailseal.milter.board import LoadBoard
 from mailseal.milter.session import Event, MilterSession
 
 log = logging.getLogger("mailseal.milter")
@@ -31,10 +32,9 @@ DRAIN_SECONDS: Final = 600.0
 #: A connection with no packet for this long is closed (Postfix's own milter
 #: timeouts are at most a few minutes; this only frees abandoned sockets).
 IDLE_SECONDS: Final = 3600.0
-#: Pause after accepting, per connection this worker serves, before accepting again,
-#: and its cap (see Worker._accept).
-ACCEPT_PAUSE: Final = 0.0001
-MAX_ACCEPT_PAUSE: Final = 0.001
+#: How long a worker that serves more connections than another lets that one accept
+#: a new connection first (see Worker._accept).
+ACCEPT_DEFER: Final = 0.001
 
 _LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -83,8 +83,17 @@ def quick_ack(transport: asyncio.BaseTransport) -> Callable[[], None] | None:
 class Worker:
     """Serve milter connections from a listening socket until told to stop."""
 
-    def __init__(self, sock: socket.socket, cfg: MilterConfig, authserv_id: str | None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        cfg: MilterConfig,
+        authserv_id: str | None,
+        board: LoadBoard | None = None,
+        slot: int | None = None,
+    ) -> None:
         self.sock = sock
+        self.board = board if slot is not None else None  # None: accept at once
+        self.slot = slot or 0
         self.cfg = cfg
         self.authserv_id = authserv_id
         self.hostname = socket.gethostname()
@@ -102,23 +111,35 @@ class Worker:
         accepting = asyncio.create_task(self._accept())
         await self.stopping.wait()
         accepting.cancel()  # stop accepting; the parent's new workers take over
+        if self.board is not None:
+            self.board.leave(self.slot)
         if self.connections:
             await asyncio.wait({c.done for c in self.connections}, timeout=DRAIN_SECONDS)
 
     async def _accept(self) -> None:
-        """Take connections one at a time, leaving the next to a less busy worker.
+        """Take connections one at a time, the least busy worker first.
 
-        asyncio's own server accepts every pending connection at once, so the first
-        worker to wake took them all (7 of 8 a benchmark opened, measured) while the
-        other idled. Here a worker accepts one, then waits a little longer the more
-        connections it already serves before it asks again, and a worker with fewer
-        takes the next. The wait is at most MAX_ACCEPT_PAUSE: a busy milter still
-        answers the MTA's connect well within its milter_connect_timeout.
+        Every worker is woken for each new connection. One that serves more
+        connections than another accepting worker (the board says) waits
+        ACCEPT_DEFER before trying, so that one takes it; if it is still there after
+        the wait (the other is busy), this one takes it. A worker alone, or without
+        a board slot, accepts at once.
         """
         loop = asyncio.get_running_loop()
+        fd = self.sock.fileno()
         while True:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _settle, ready)
             try:
-                conn, _ = await loop.sock_accept(self.sock)
+                await ready
+            finally:
+                loop.remove_reader(fd)
+            if self.board is not None and not self.board.least_busy(self.slot):
+                await asyncio.sleep(ACCEPT_DEFER)
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # another worker took it
             except OSError as exc:  # EMFILE and the like: back off, do not spin
                 log.warning("accept failed: %s", exc, extra={"event": "milter.accept_error"})
                 await asyncio.sleep(0.1)
@@ -127,8 +148,15 @@ class Worker:
                 await loop.connect_accepted_socket(lambda: Connection(self), sock=conn)
             except OSError:
                 conn.close()
-                continue
-            await asyncio.sleep(min(len(self.connections) * ACCEPT_PAUSE, MAX_ACCEPT_PAUSE))
+
+    def count_connections(self) -> None:
+        if self.board is not None:
+            self.board.set(self.slot, len(self.connections))
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Connection(asyncio.Protocol):
@@ -158,6 +186,7 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # a stream transport
         self.ack_now = quick_ack(transport)
         self.worker.connections.add(self)
+        self.worker.count_connections()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # the MTA went away; nothing was promised for an unfinished message
@@ -165,6 +194,7 @@ class Connection(asyncio.Protocol):
         if self.lookup is not None:
             self.lookup.cancel()
         self.worker.connections.discard(self)
+        self.worker.count_connections()
         if not self.done.done():
             self.done.set_result(None)
 
@@ -305,10 +335,16 @@ class Connection(asyncio.Protocol):
         self.idle_timer = self.loop.call_at(max(due, self.loop.time() + 1.0), self._idle)
 
 
-def worker_main(sock: socket.socket, cfg: MilterConfig, authserv_id: str | None) -> int:
+def worker_main(
+    sock: socket.socket,
+    cfg: MilterConfig,
+    authserv_id: str | None,
+    board: LoadBoard | None = None,
+    slot: int | None = None,
+) -> int:
     """Entry point of a forked worker; returns its exit status."""
     try:
-        asyncio.run(Worker(sock, cfg, authserv_id).run())
+        asyncio.run(Worker(sock, cfg, authserv_id, board, slot).run())
     except KeyboardInterrupt:
         pass
     return 0
