@@ -160,10 +160,11 @@ def default_workers(cpus: int | None = None) -> int:
     this process may run on, at least one.
 
     The milter shares the machine with the MTA, which spends more CPU on each message
-    than the milter does (Postfix alone: about 3.7 ms per 2 KB message on the machine
-    of docs/performance.md, the milter about 1 ms). Through Postfix on two cores one
-    worker delivered as many messages per second as two and used 6-10% less CPU per
-    message: a second worker only wakes up more often, for fewer events each time.
+    than the milter does (Postfix: up to 3 ms per 2 KB message on the machine of
+    docs/performance.md, the milter under 1 ms). Through Postfix on two cores one
+    worker delivered as many messages per second as two and used 6-13% less CPU per
+    message: a second worker only wakes up more often, for fewer events each time
+    (benchmarks/workers.py).
     """
     if cpus is None:
         try:

@@ -112,7 +112,8 @@ class Worker:
         await self.stopping.wait()
         accepting.cancel()  # stop accepting; the parent's new workers take over
         if self.board is not None:
-            self.board.leave(self.slot)
+            self.board.leave(self.slot)  # others no longer wait for this worker
+            self.board = None  # and its closing connections do not count again
         if self.connections:
             await asyncio.wait({c.done for c in self.connections}, timeout=DRAIN_SECONDS)
 

@@ -98,3 +98,50 @@ def test_connections_spread_evenly_over_workers(tmp_path: Path) -> None:
 
 if not hasattr(os, "fork"):  # pragma: no cover
     pytest.skip("needs fork", allow_module_level=True)
+
+
+def test_a_draining_worker_stays_out_of_the_board(tmp_path: Path) -> None:
+    """After SIGTERM (a reload) a worker no longer accepts: its slot says OUT, and the
+    connections it still finishes do not put a count back."""
+    import asyncio
+
+    from mailseal.config.opendkim import load_config
+    from mailseal.dkim.keys import KeyType, generate_key, private_pem
+    from mailseal.milter.worker import Worker
+
+    tmp_path.chmod(0o700)
+    key = tmp_path / "key.private"
+    key.write_bytes(private_pem(generate_key(KeyType.ED25519)))
+    key.chmod(0o600)
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text(f"Domain example.com\nSelector mail\nKeyFile {key}\nSyslog no\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    board = LoadBoard(2)
+    slot = board.claim()
+    other = board.claim()
+    assert slot is not None and other is not None
+    board.set(other, 5)
+
+    async def scenario() -> tuple[int, int, int]:
+        worker = Worker(listener, load_config(conf), None, board, slot)
+        running = asyncio.create_task(worker.run())
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        for _ in range(200):
+            if worker.connections:
+                break
+            await asyncio.sleep(0.01)
+        serving = board.count(slot)
+        worker.stopping.set()  # as SIGTERM does
+        await asyncio.sleep(0.05)
+        draining = board.count(slot)
+        client.close()  # the MTA ends its session: the worker's last connection goes
+        await asyncio.wait_for(running, 10)
+        return serving, draining, board.count(slot)
+
+    try:
+        serving, draining, after = asyncio.run(scenario())
+    finally:
+        listener.close()
+    assert (serving, draining, after) == (1, OUT, OUT)
+    assert board.least_busy(other)  # the draining worker no longer counts
