@@ -87,15 +87,11 @@ def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 class Recorder(PostfixStreamClient):
-    """Takes a negotiated client's options; writes nothing, answers Continue."""
+    """A client on the terms a milter agreed to; writes nothing, answers Continue."""
 
-    def __init__(self, negotiated: MilterClient) -> None:
-        super().__init__(timeout=negotiated.timeout)
-        self.reply = negotiated.reply
-        self._version = negotiated._version
-        self._filter_steps = negotiated._filter_steps
-        self._not_in_protocol = negotiated._not_in_protocol
-        self._lists = dict(negotiated._lists)
+    def __init__(self, version: int, reply: OptNegReply) -> None:
+        super().__init__()
+        self.accept(self.offer(version), reply)
         self.segments: list[tuple[bytes, bytes]] = []
         self._code = b""
 
@@ -325,7 +321,9 @@ class Replayer:
         if found is None:
             recorder = self._recorders.get(conn.key)
             if recorder is None:
-                recorder = self._recorders[conn.key] = Recorder(conn.client)
+                assert conn.client.reply is not None  # open_milter negotiated
+                recorder = Recorder(self.version, conn.client.reply)
+                self._recorders[conn.key] = recorder
             found = self._scripts[key] = recorder.record(
                 first=conn.first,
                 connect=self.connect,
