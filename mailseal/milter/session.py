@@ -117,9 +117,18 @@ class _Message:
     fix: CrlfNormalizer | None = None  # FixCRLF state across body chunks
 
 
-@functools.lru_cache(maxsize=1024)  # the same From fields come again and again
 def sender_address(value: bytes) -> str | None:
     """The first address of a From-like field value, domain lower-cased, or None."""
+    # the same From fields come again and again; long ones are not kept (memory)
+    return _cached_sender(value) if len(value) <= 256 else _sender_address(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_sender(value: bytes) -> str | None:
+    return _sender_address(value)
+
+
+def _sender_address(value: bytes) -> str | None:
     text = value.decode("utf-8", "replace").replace("\r\n", "")
     for _, addr in email.utils.getaddresses([text]):
         local, at, domain = addr.rpartition("@")
