@@ -6,14 +6,9 @@ each an event-loop turn): as much as the milter it measures, on the cores it sha
 with it. So the bytes are worked out before the clock starts and the run only moves
 them.
 
-**Recording.** As long as the milter answers Continue, what Postfix writes for a
-message does not depend on the milter. So each message of the corpus is recorded
-once (per negotiated options, and once more as the first of an SMTP session, with
-CONNECT and HELO) by driving the real client, :class:`PostfixStreamClient`, against
-a recorder that answers Continue to everything: a script of :class:`Segment`, each
-the bytes Postfix writes at once (buffered as it buffers them) and the event whose
-reply it then waits for. The queue ID (macro ``i``) is a placeholder filled in per
-message.
+**Recording** (``record.py``). Each message of the corpus is recorded once (per
+negotiated options, and once more as the first of an SMTP session, with CONNECT and
+HELO): the bytes Postfix writes at once and the event whose reply it then waits for.
 
 **Replay.** One ``epoll`` loop over every connection: write a segment, read its
 reply, write the next. Any other answer is handled as ``MilterClient`` handles it:
@@ -27,17 +22,15 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mailseal.bench.stream import BUFFER, PostfixStreamClient
+from mailseal.bench.record import ABORT, Recorder, Script
 from mailseal.errors import MilterProtocolError
 from mailseal.milter.client import READ_SIZE, MilterClient
 from mailseal.milter.codec import ReplyDecoder, encode_command, encode_reply
 from mailseal.milter.messages import (
-    Abort,
-    Command,
     Connect,
     Continue,
     OptNegReply,
@@ -46,10 +39,6 @@ from mailseal.milter.messages import (
 )
 from mailseal.milter.sockets import SocketFamily, parse_socket_spec
 
-#: Stands in for the queue ID (``f"{n:010X}"``, ten characters) while recording.
-QUEUE_ID: Final = "\x01QUEUE-ID\x01"
-_QUEUE_ID_BYTES: Final = QUEUE_ID.encode("ascii")
-ABORT: Final = encode_command(Abort())
 QUIT: Final = encode_command(Quit())
 CONTINUE: Final = encode_reply(Continue())
 #: Reply codes that end an event (MilterClient's FINAL_REPLIES, Skip apart).
@@ -60,97 +49,6 @@ _EOM_ENDS: Final = frozenset(b"cartdy")
 MAX_REPLY: Final = 64 * 1024 * 1024
 #: How often waits are checked against the timeout, in seconds.
 _TICK: Final = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """Bytes written at once, then the reply to the event ``code`` awaited (none if b"")."""
-
-    parts: tuple[bytes, ...]  # the bytes, split at the queue-ID placeholder
-    code: bytes
-
-    def data(self, queue_id: bytes) -> bytes:
-        return self.parts[0] if len(self.parts) == 1 else queue_id.join(self.parts)
-
-
-Script = tuple[Segment, ...]
-
-
-def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never waits (the recorder's), return its value."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise RuntimeError("the recorder waited for something")
-
-
-class Recorder(PostfixStreamClient):
-    """A client on the terms a milter agreed to; writes nothing, answers Continue."""
-
-    def __init__(self, version: int, reply: OptNegReply) -> None:
-        super().__init__()
-        self.accept(self.offer(version), reply)
-        self.segments: list[tuple[bytes, bytes]] = []
-        self._code = b""
-
-    def record(
-        self,
-        *,
-        first: bool,
-        connect: Connect,
-        mail_from: str,
-        rcpts: Sequence[str],
-        headers: Sequence[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> Script:
-        """The script of one message (``first``: it opens the SMTP session)."""
-        self.segments.clear()
-        self._out.clear()
-        self._smtp_started = not first
-        self._smtp_over = False
-        run_now(
-            self.send_message(
-                connect=connect, mail_from=mail_from, rcpts=rcpts, headers=headers, body=body
-            )
-        )
-        if bytes(self._out) != ABORT:  # what follows every message, sent with the next
-            raise RuntimeError(f"recorded message ends with {bytes(self._out)!r}, not ABORT")
-        self._out.clear()
-        return tuple(
-            Segment(tuple(data.split(_QUEUE_ID_BYTES)), code) for data, code in self.segments
-        )
-
-    async def _send(self, cmd: Command) -> None:
-        self._out += encode_command(cmd)
-        if len(self._out) >= BUFFER:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        if self._out:
-            self.segments.append((bytes(self._out), b""))
-            self._out.clear()
-
-    async def _next_reply(self) -> Reply:
-        if not self._out:
-            raise RuntimeError("a second reply awaited for one write")
-        self.segments.append((bytes(self._out), self._code))
-        self._out.clear()
-        return Continue()
-
-    async def _event(self, code: bytes, cmd: Command, values: Any) -> Reply | None:
-        self._code = code
-        return await super()._event(code, cmd, values)
-
-    async def _end_of_message(self, values: dict[str, str], body_skipped: bool) -> Any:
-        self._code = b"E"
-        return await super()._end_of_message(values, body_skipped)
-
-    def _values(self, *args: Any) -> dict[str, str]:
-        values = super()._values(*args)
-        values["{i}"] = QUEUE_ID
-        return values
 
 
 def open_milter(spec: str, version: int, timeout: float) -> tuple[socket.socket, MilterClient]:
@@ -604,4 +502,4 @@ def decode(packets: Sequence[bytes]) -> Iterator[Reply]:
         yield from decoder.feed(packet)
 
 
-__all__ = ["Done", "Recorder", "Replayer", "Script", "Segment", "decode", "open_milter"]
+__all__ = ["Done", "Replayer", "decode", "open_milter"]
