@@ -22,6 +22,8 @@ from mailseal.milter.messages import Abort, Command, Connect, Continue, OptNegRe
 #: Stands in for the queue ID (``f"{n:010X}"``, ten characters) while recording.
 QUEUE_ID: Final = "\x01QUEUE-ID\x01"
 _QUEUE_ID_BYTES: Final = QUEUE_ID.encode("ascii")
+#: Pieces of a recording at least this long are kept once (see Recorder._shared).
+_SHARE_FROM: Final = 4096
 ABORT: Final = encode_command(Abort())
 
 
@@ -56,6 +58,7 @@ class Recorder(PostfixStreamClient):
         super().__init__()
         self.accept(self.offer(version), reply)
         self.segments: list[tuple[bytes, bytes]] = []
+        self._pieces: dict[bytes, bytes] = {}
         self._code = b""
 
     def record(
@@ -82,8 +85,16 @@ class Recorder(PostfixStreamClient):
             raise RuntimeError(f"recorded message ends with {bytes(self._out)!r}, not ABORT")
         self._out.clear()
         return tuple(
-            Segment(tuple(data.split(_QUEUE_ID_BYTES)), code) for data, code in self.segments
+            Segment(tuple(self._shared(p) for p in data.split(_QUEUE_ID_BYTES)), code)
+            for data, code in self.segments
         )
+
+    def _shared(self, part: bytes) -> bytes:
+        """One copy of each large piece (the body chunks of a message recorded as the
+        first of a session and as a later one are the same bytes)."""
+        if len(part) < _SHARE_FROM:
+            return part
+        return self._pieces.setdefault(part, part)
 
     async def _send(self, cmd: Command) -> None:
         self._out += encode_command(cmd)
