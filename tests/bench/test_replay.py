@@ -365,3 +365,28 @@ def test_verify_mode_connects_from_outside(milter: Callable[..., FakeMilter]) ->
     assert [c.address for c in connects] == ["198.51.100.25"]
     headers = [c for c in m.conns[0].commands if isinstance(c, Header)]
     assert headers[0].name == b"DKIM-Signature"
+
+
+def test_many_connections_failing_now_and_then_account_for_every_message(
+    milter: Callable[..., FakeMilter],
+) -> None:
+    lock = threading.Lock()
+    seen_headers = [0]
+
+    def flaky(cmd: Command, seen: Seen) -> list[Reply] | str:
+        if isinstance(cmd, Header):
+            with lock:
+                seen_headers[0] += 1
+                if seen_headers[0] % 23 == 0:
+                    return CLOSE
+        return continue_all(cmd, seen)
+
+    m = milter(flaky)
+    opts = BenchOptions(socket=m.spec, messages=60, concurrency=4, protocol=6, timeout=10.0)
+    run = Bench(opts).run()
+    assert sorted(o.index for o in run.outcomes) == list(range(60))
+    lost = [o for o in run.outcomes if o.error == "connection lost"]
+    assert lost and all(o.result is None for o in lost)
+    assert all(o.result is not None for o in run.outcomes if o.error is None)
+    # each loss opens a new connection, unless no message was left for it
+    assert len(lost) <= len(m.conns) <= 4 + len(lost)
