@@ -24,12 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
+import dns.asyncbackend
 import dns.asyncresolver
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.nameserver
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.resolver
@@ -42,6 +45,14 @@ from mailseal.dns.zone import ZoneResolver
 from mailseal.errors import DnsError
 
 log = logging.getLogger(__name__)
+#: dnspython's asyncio backend, named rather than sniffed: dnspython would import it
+#: (and sniffio) on the first query, and a milter worker that has dropped its
+#: privileges may not be able to read the Python installation any more.
+_ASYNCIO: Final = dns.asyncbackend.get_backend("asyncio")
+# The same for the record classes of every type we ask for (dnspython finds them by
+# importing on first use; the lookup is cached afterwards).
+for _rdtype in RDATATYPES.values():
+    dns.rdata.get_rdata_class(dns.rdataclass.IN, _rdtype)  # type: ignore[no-untyped-call]
 
 #: Seconds one question may take in all, retries and every server included.
 DEFAULT_TIMEOUT: Final = 5.0
@@ -191,6 +202,7 @@ class Resolver:
                     search=False,
                     raise_on_no_answer=False,
                     lifetime=self.timeout + 1.0,
+                    backend=_ASYNCIO,
                 )
         except (TimeoutError, dns.exception.Timeout):
             detail = f"no answer from {servers} within {self.timeout:g} s"
