@@ -149,6 +149,9 @@ class Worker:
                 await loop.connect_accepted_socket(lambda: Connection(self), sock=conn)
             except OSError:
                 conn.close()
+            except Exception:  # noqa: BLE001 - one connection, never the accepting
+                log.exception("cannot serve a new connection", extra={"event": "milter.error"})
+                conn.close()
 
     def count_connections(self) -> None:
         if self.board is not None:

@@ -145,3 +145,58 @@ def test_a_draining_worker_stays_out_of_the_board(tmp_path: Path) -> None:
         listener.close()
     assert (serving, draining, after) == (1, OUT, OUT)
     assert board.least_busy(other)  # the draining worker no longer counts
+
+
+def test_a_connection_that_cannot_be_set_up_does_not_stop_accepting(tmp_path: Path) -> None:
+    """Whatever goes wrong setting up one connection, the worker logs it, drops that
+    connection and goes on accepting."""
+    import asyncio
+
+    from mailseal.config.opendkim import load_config
+    from mailseal.dkim.keys import KeyType, generate_key, private_pem
+    from mailseal.milter import worker as worker_module
+    from mailseal.milter.worker import Worker
+
+    tmp_path.chmod(0o700)
+    key = tmp_path / "key.private"
+    key.write_bytes(private_pem(generate_key(KeyType.ED25519)))
+    key.chmod(0o600)
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text(f"Domain example.com\nSelector mail\nKeyFile {key}\nSyslog no\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    real = worker_module.Connection
+    calls = []
+
+    def flaky(w: Worker) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("set-up failed")
+        return real(w)
+
+    async def scenario() -> tuple[bytes, int]:
+        worker = Worker(listener, load_config(conf), None)
+        worker_module.Connection = flaky  # type: ignore[assignment,misc]
+        running = asyncio.create_task(worker.run())
+        loop = asyncio.get_running_loop()
+        first = socket.create_connection(listener.getsockname(), timeout=5)
+        first.setblocking(False)
+        gone = await asyncio.wait_for(loop.sock_recv(first, 1), 5)  # closed on us
+        second = socket.create_connection(listener.getsockname(), timeout=5)
+        for _ in range(200):
+            if worker.connections:
+                break
+            await asyncio.sleep(0.01)
+        served = len(worker.connections)
+        second.close()
+        first.close()
+        worker.stopping.set()
+        await asyncio.wait_for(running, 10)
+        return gone, served
+
+    try:
+        gone, served = asyncio.run(scenario())
+    finally:
+        worker_module.Connection = real  # type: ignore[misc]
+        listener.close()
+    assert gone == b"" and served == 1 and len(calls) == 2
