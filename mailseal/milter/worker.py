@@ -109,6 +109,7 @@ class Worker:
         for sig in (signal.SIGUSR1, signal.SIGHUP):
             loop.add_signal_handler(sig, lambda: None)  # reloads are the parent's job
         accepting = asyncio.create_task(self._accept())
+        accepting.add_done_callback(self._accepting_ended)
         await self.stopping.wait()
         accepting.cancel()  # stop accepting; the parent's new workers take over
         if self.board is not None:
@@ -152,6 +153,19 @@ class Worker:
             except Exception:  # noqa: BLE001 - one connection, never the accepting
                 log.exception("cannot serve a new connection", extra={"event": "milter.error"})
                 conn.close()
+
+    def _accepting_ended(self, task: asyncio.Task[None]) -> None:
+        """A worker that can no longer accept finishes what it has and exits, so that
+        the parent starts another (AutoRestart) instead of keeping one that idles."""
+        if task.cancelled() or self.stopping.is_set():
+            return
+        exc = task.exception()
+        log.error(
+            "worker stopped accepting connections: %r; exiting to be replaced",
+            exc,
+            extra={"event": "milter.accept_stopped"},
+        )
+        self.stopping.set()
 
     def count_connections(self) -> None:
         if self.board is not None:

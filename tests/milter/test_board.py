@@ -200,3 +200,34 @@ def test_a_connection_that_cannot_be_set_up_does_not_stop_accepting(tmp_path: Pa
         worker_module.Connection = real  # type: ignore[misc]
         listener.close()
     assert gone == b"" and served == 1 and len(calls) == 2
+
+
+def test_a_worker_that_cannot_accept_exits_to_be_replaced(tmp_path: Path) -> None:
+    import asyncio
+
+    from mailseal.config.opendkim import load_config
+    from mailseal.dkim.keys import KeyType, generate_key, private_pem
+    from mailseal.milter.worker import Worker
+
+    tmp_path.chmod(0o700)
+    key = tmp_path / "key.private"
+    key.write_bytes(private_pem(generate_key(KeyType.ED25519)))
+    key.chmod(0o600)
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text(f"Domain example.com\nSelector mail\nKeyFile {key}\nSyslog no\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+
+    class Broken(Worker):
+        async def _accept(self) -> None:
+            raise RuntimeError("the listening socket went bad")
+
+    async def scenario() -> bool:
+        worker = Broken(listener, load_config(conf), None)
+        await asyncio.wait_for(worker.run(), 10)  # returns: the parent will replace it
+        return worker.stopping.is_set()
+
+    try:
+        assert asyncio.run(scenario())
+    finally:
+        listener.close()
