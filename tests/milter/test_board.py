@@ -8,8 +8,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
-
 from mailseal.milter.board import FREE, OUT, LoadBoard
 
 
@@ -94,10 +92,6 @@ def test_connections_spread_evenly_over_workers(tmp_path: Path) -> None:
             c.close()
         if milter.proc is not None and milter.proc.poll() is None:
             milter.stop()
-
-
-if not hasattr(os, "fork"):  # pragma: no cover
-    pytest.skip("needs fork", allow_module_level=True)
 
 
 def test_a_draining_worker_stays_out_of_the_board(tmp_path: Path) -> None:
